@@ -48,6 +48,10 @@ def measured_points(ax, x, y, err, label="measured", **kwargs):
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 6.4, height: float = 4.0, **kwargs):
-    """A figure with the book style already applied; returns ``(fig, axes)``."""
+    """A figure with the book style applied; returns ``(fig, axes)`` with ``axes`` a flat tuple,
+    so ``fig, (ax,) = new_figure()`` and ``fig, (left, right) = new_figure(ncols=2)`` both work."""
     use_book_style()
-    return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kwargs)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kwargs
+    )
+    return fig, tuple(axes.ravel())

@@ -1,0 +1,152 @@
+"""The ``asbbook`` command line.
+
+``asbbook list``                      the chapters and their parameters
+``asbbook run CHAPTER -p NAME VALUE`` run one chapter with papermill (unknown names are refused)
+``asbbook build [--smoke]``           execute every chapter and build the HTML (``make book``)
+``asbbook strip``                     remove outputs from the committed notebooks
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from asbbook import notebooks
+
+
+class CliError(Exception):
+    """A user error: printed without a traceback, exit status 2."""
+
+
+def find_chapter(root: Path, name: str) -> Path:
+    """Resolve ``01``, ``01-boltzmann``, ``boltzmann`` or a path to one chapter notebook."""
+    path = Path(name)
+    if path.suffix == ".ipynb" and path.is_file():
+        return path.resolve()
+    chapters = notebooks.toc_notebooks(root)
+    matches = [
+        c
+        for c in chapters
+        if c.stem == name or c.stem.startswith(f"{name}-") or c.stem.endswith(f"-{name}")
+    ]
+    if len(matches) != 1:
+        known = ", ".join(c.stem for c in chapters)
+        raise CliError(f"unknown chapter {name!r}; the chapters are: {known}")
+    return matches[0]
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def coerce(name: str, raw: str, declared: dict) -> object:
+    """Convert a command-line string to the type the parameters cell declares for ``name``."""
+    type_name = (declared.get("inferred_type_name") or "None").strip()
+    try:
+        if type_name == "bool":
+            lowered = raw.lower()
+            if lowered not in ("true", "false", "1", "0"):
+                raise ValueError
+            return lowered in ("true", "1")
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name == "str":
+            return raw
+        return yaml.safe_load(raw)  # lists, dicts and untyped parameters
+    except ValueError:
+        raise CliError(
+            f"parameter {name!r} expects a value of type {type_name}, got {raw!r}"
+        ) from None
+
+
+def parse_parameters(pairs: list[list[str]], declared: dict[str, dict]) -> dict:
+    """Check ``-p NAME VALUE`` pairs against the declared parameters and coerce their values."""
+    values = {}
+    for name, raw in pairs:
+        if name not in declared:
+            known = ", ".join(declared)
+            raise CliError(f"unknown parameter {name!r}; this chapter's parameters are: {known}")
+        values[name] = coerce(name, raw, declared[name])
+    return values
+
+
+def cmd_list(args, root: Path) -> int:
+    for chapter in notebooks.toc_notebooks(root):
+        print(chapter.relative_to(root))
+        for name, info in notebooks.declared_parameters(chapter).items():
+            default = info.get("default")
+            print(
+                f"    {name:<16} {info.get('inferred_type_name', ''):<6} = {default:<10}  {info.get('help', '')}"
+            )
+    return 0
+
+
+def cmd_run(args, root: Path) -> int:
+    chapter = find_chapter(root, args.chapter)
+    values = parse_parameters(args.parameter or [], notebooks.declared_parameters(chapter))
+    if args.smoke:
+        values = {**notebooks.smoke_parameters(chapter), **values}
+    out = Path(args.out) if args.out else root / "_build" / "runs" / chapter.name
+    print(f"running {chapter.relative_to(root)} with {json.dumps(values)} -> {out}", flush=True)
+    notebooks.execute_chapter(chapter, out, values, cwd=root, progress=True)
+    print(f"done: {out}")
+    return 0
+
+
+def cmd_build(args, root: Path) -> int:
+    from asbbook import appendix
+
+    stage = root / "_build" / "src"
+    times = notebooks.execute_book(root, stage, smoke=args.smoke, force=args.force)
+    appendix.write_generated_pages(root, stage)
+    html = notebooks.build_html(stage, root, strict=True)
+    executed = {k: v for k, v in times.items() if v > 0}
+    print(
+        f"built {html / 'index.html'}; executed {len(executed)} chapter(s): {json.dumps(executed)}"
+    )
+    return 0
+
+
+def cmd_strip(args, root: Path) -> int:
+    changed = [p for p in sorted((root / "book").glob("*.ipynb")) if notebooks.strip_outputs(p)]
+    for p in changed:
+        print(f"stripped {p.relative_to(root)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asbbook", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the chapters and their parameters")
+    run = sub.add_parser("run", help="run one chapter with papermill")
+    run.add_argument("chapter", help="chapter number, name or notebook path (e.g. 01 or boltzmann)")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"))
+    run.add_argument("--out", help="where to write the executed notebook")
+    run.add_argument(
+        "--smoke", action="store_true", help="start from the chapter's smoke parameters"
+    )
+    build = sub.add_parser("build", help="execute every chapter and build the HTML book")
+    build.add_argument("--smoke", action="store_true", help="use smoke-sized parameters")
+    build.add_argument("--force", action="store_true", help="re-execute even up-to-date chapters")
+    sub.add_parser("strip", help="remove outputs from the committed notebooks")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        root = notebooks.project_root()
+        handler = {"list": cmd_list, "run": cmd_run, "build": cmd_build, "strip": cmd_strip}
+        return handler[args.command](args, root)
+    except (CliError, FileNotFoundError) as error:
+        print(f"asbbook: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

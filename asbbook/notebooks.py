@@ -1,0 +1,249 @@
+"""Executing chapters with papermill and building the book from the executed copies.
+
+The pipeline (``make book`` = ``asbbook build``):
+
+1. every notebook listed in ``_toc.yml`` is executed by papermill into ``_build/src/``
+   (a copy of the book's source tree), at full size or with the smoke parameters stored in the
+   notebook's metadata (``metadata.asbbook.smoke_parameters``);
+2. generated appendix pages (parameter table, execution report) are written into the same tree;
+3. jupyter-book 1.x builds the HTML from that tree with ``-W -n --keep-going`` and its own
+   execution off, so the pages and their download buttons carry the executed notebooks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT_FILES = ("_config.yml", "_toc.yml", "references.bib")
+SMOKE_KEY = "smoke_parameters"
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The directory holding ``_toc.yml`` (searched upwards from ``start`` or the working dir)."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "_toc.yml").is_file() and (candidate / "book").is_dir():
+            return candidate
+    package_parent = Path(__file__).resolve().parent.parent
+    if (package_parent / "_toc.yml").is_file():
+        return package_parent
+    raise FileNotFoundError("no _toc.yml found: run from inside the asbbook repository")
+
+
+def _toc_files(entries: Iterable[dict]) -> list[str]:
+    files = []
+    for entry in entries:
+        if "file" in entry:
+            files.append(entry["file"])
+        for key in ("sections", "chapters"):
+            files.extend(_toc_files(entry.get(key, [])))
+        for part in entry.get("parts", []):
+            files.extend(_toc_files(part.get("chapters", [])))
+    return files
+
+
+def toc_entries(root: Path) -> list[str]:
+    """Every page of ``_toc.yml``, in reading order, as paths without suffix (``book/01-boltzmann``)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    return [toc["root"], *_toc_files([toc])]
+
+
+def toc_notebooks(root: Path) -> list[Path]:
+    """The chapters: ``_toc.yml`` entries that are notebooks in the source tree."""
+    return [root / f"{e}.ipynb" for e in toc_entries(root) if (root / f"{e}.ipynb").is_file()]
+
+
+def smoke_parameters(notebook: Path) -> dict:
+    """The smoke-sized parameters a chapter declares in ``metadata.asbbook.smoke_parameters``."""
+    nb = nbformat.read(notebook, as_version=4)
+    return dict(nb.metadata.get("asbbook", {}).get(SMOKE_KEY, {}))
+
+
+def declared_parameters(notebook: Path) -> dict[str, dict]:
+    """The parameters cell as papermill infers it: ``{name: {inferred_type_name, default, help}}``."""
+    import papermill
+
+    return papermill.inspect_notebook(str(notebook))
+
+
+def code_fingerprint() -> str:
+    """SHA-256 over the ``asbbook`` package sources and version: part of every cache key."""
+    from asbbook import __version__
+
+    digest = hashlib.sha256(__version__.encode())
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def execution_key(source: Path, parameters: dict) -> str:
+    """What an executed copy depends on: the source notebook, the parameters and the code."""
+    digest = hashlib.sha256(source.read_bytes())
+    digest.update(json.dumps(parameters, sort_keys=True).encode())
+    digest.update(code_fingerprint().encode())
+    return digest.hexdigest()[:16]
+
+
+def is_up_to_date(executed: Path, key: str) -> bool:
+    """True when ``executed`` exists, ran without error, and was produced from the same inputs."""
+    if not executed.is_file():
+        return False
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except Exception:
+        return False
+    meta = nb.metadata.get("asbbook", {})
+    return meta.get("execution_key") == key and not nb.metadata.get("papermill", {}).get(
+        "exception"
+    )
+
+
+def execute_chapter(
+    source: Path,
+    executed: Path,
+    parameters: dict | None = None,
+    *,
+    cwd: Path | None = None,
+    progress: bool = True,
+    timeout: int | None = None,
+) -> Path:
+    """Execute one chapter with papermill into ``executed`` (a fresh kernel every time)."""
+    import papermill
+
+    parameters = dict(parameters or {})
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(source),
+        str(executed),
+        parameters=parameters,
+        cwd=str(cwd or source.parent),
+        progress_bar=progress,
+        kernel_name="python3",
+        execution_timeout=timeout,
+    )
+    nb = nbformat.read(executed, as_version=4)
+    nb.metadata.setdefault("asbbook", {})["execution_key"] = execution_key(source, parameters)
+    nbformat.write(nb, executed)
+    return executed
+
+
+def glued_values(notebook: Path) -> dict[str, str]:
+    """The values a chapter glued (myst-nb ``glue``), as their ``text/plain`` representations."""
+    nb = nbformat.read(notebook, as_version=4)
+    values = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name is not None:
+                values[name] = out.get("data", {}).get("text/plain", "")
+    return values
+
+
+def error_outputs(notebook: Path) -> list[str]:
+    """Every error output of an executed notebook, as ``ename: evalue`` strings."""
+    nb = nbformat.read(notebook, as_version=4)
+    return [
+        f"{out.get('ename')}: {out.get('evalue')}"
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    ]
+
+
+def strip_outputs(notebook: Path) -> bool:
+    """Remove outputs, execution counts and papermill metadata in place; True when it changed."""
+    nb = nbformat.read(notebook, as_version=4)
+    before = nbformat.writes(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nb.metadata.pop("papermill", None)
+    after = nbformat.writes(nb)
+    if after != before:
+        notebook.write_text(after)
+    return after != before
+
+
+def stage_source_tree(root: Path, stage: Path) -> None:
+    """Copy the book's non-notebook sources (config, toc, bibliography, pages) into ``stage``."""
+    stage.mkdir(parents=True, exist_ok=True)
+    for name in ROOT_FILES:
+        shutil.copy2(root / name, stage / name)
+    for path in (root / "book").rglob("*"):
+        if path.is_file() and path.suffix != ".ipynb" and "__pycache__" not in path.parts:
+            target = stage / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+
+
+def execute_book(
+    root: Path,
+    stage: Path,
+    *,
+    smoke: bool = False,
+    only: Iterable[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Execute every chapter into ``stage``; skip those whose executed copy is up to date.
+
+    Returns the wall time per executed chapter in seconds (0.0 for a chapter reused as is).
+    """
+    stage_source_tree(root, stage)
+    times = {}
+    for source in toc_notebooks(root):
+        if only is not None and source.stem not in set(only):
+            continue
+        parameters = smoke_parameters(source) if smoke else {}
+        executed = stage / source.relative_to(root)
+        key = execution_key(source, parameters)
+        if not force and is_up_to_date(executed, key):
+            print(f"[asbbook] {source.stem}: up to date, not re-executed", flush=True)
+            times[source.stem] = 0.0
+            continue
+        print(
+            f"[asbbook] executing {source.stem} ({'smoke' if smoke else 'full'} size)", flush=True
+        )
+        start = time.perf_counter()
+        execute_chapter(source, executed, parameters, cwd=root, progress=progress)
+        times[source.stem] = time.perf_counter() - start
+    return times
+
+
+def build_html(stage: Path, output_root: Path, *, strict: bool = True) -> Path:
+    """Run jupyter-book 1.x on ``stage``; the HTML lands in ``output_root/_build/html``."""
+    command = [
+        sys.executable,
+        "-c",
+        "from jupyter_book.cli.main import main; main()",
+        "build",
+        str(stage),
+        "--path-output",
+        str(output_root),
+        "--builder",
+        "html",
+    ]
+    if strict:
+        command += ["-W", "-n", "--keep-going"]
+    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
+    subprocess.run(command, check=True, env=env)
+    html = output_root / "_build" / "html"
+    if not (html / "index.html").is_file():
+        raise RuntimeError(f"jupyter-book finished but wrote no {html / 'index.html'}")
+    return html

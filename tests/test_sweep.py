@@ -1,0 +1,544 @@
+"""Tests of asbbook.sweep: keys, storage, corruption, resume after SIGKILL, executors.
+
+Cache keys contain a hash of asbbook's source files, so a test that compares keys computed at
+different moments cannot pass if those files are edited while it runs (as happens when several
+people work in the tree at once). Such tests are wrapped in ``sources_must_not_change``: when they
+fail *and* the sources changed meanwhile, they are skipped with that reason instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sweep_worker  # tests/ is on sys.path (pytest's default rootdir-less import mode)
+from sweep_worker import failing_point, ordered_point, slow_point
+
+import asbbook
+from asbbook import sweep
+from asbbook.sweep import CacheCorruptionWarning, cache_key, code_version, grid, run_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+WORKER_SCRIPT = Path(sweep_worker.__file__).resolve()
+
+_counter: list[dict] = []
+
+
+def sources_must_not_change(test):
+    """Turn a failure into a skip if asbbook's source files were edited during the test."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        before = code_version()
+        try:
+            return test(*args, **kwargs)
+        except Exception:
+            if code_version() != before:
+                pytest.skip("asbbook's source files were edited while the test ran")
+            raise
+
+    return wrapper
+
+
+def counted(point: dict) -> dict:
+    """Records every call, so tests can see which points were (re)computed in this process."""
+    _counter.append(dict(point))
+    return {"a": point["a"], "twice": 2 * point["a"], "vec": np.arange(3) * point["a"]}
+
+
+def other_fn(point: dict) -> dict:
+    return {"a": point["a"]}
+
+
+def expected_counted(a):
+    return {"a": a, "twice": 2 * a, "vec": [0, a, 2 * a]}
+
+
+@pytest.fixture(autouse=True)
+def _reset_counter():
+    _counter.clear()
+    yield
+    _counter.clear()
+
+
+def entries(cache_dir: Path) -> list[Path]:
+    return sorted(cache_dir.glob("*.json"))
+
+
+def markers(marker_dir: Path) -> list[tuple[dict, int]]:
+    """(point, pid) of every call recorded by sweep_worker."""
+    return [
+        (json.loads(p.read_text()), int(p.name.split("-")[0]))
+        for p in sorted(marker_dir.glob("*.start"))
+    ]
+
+
+# ------------------------------------------------------------------------------------ grid
+
+
+def test_grid_is_the_cartesian_product_in_order_with_python_numbers():
+    points = grid(N=np.array([8, 16]), alpha=[0.5, 1.0, 2.0], tag=("x",))
+    assert len(points) == 6
+    assert points[0] == {"N": 8, "alpha": 0.5, "tag": "x"}
+    assert points[1] == {"N": 8, "alpha": 1.0, "tag": "x"}
+    assert points[3] == {"N": 16, "alpha": 0.5, "tag": "x"}
+    assert [list(p) for p in points] == [["N", "alpha", "tag"]] * 6
+    assert all(type(p["N"]) is int for p in points)  # np.int64 converted
+    assert grid(N=[8, 16], alpha=[0.5]) == grid(N=[8, 16], alpha=[0.5])
+
+
+@pytest.mark.parametrize(
+    "axes, match",
+    [
+        ({"N": []}, "empty"),
+        ({"N": "abc"}, "list of values"),
+        ({"N": 3}, "list of values"),
+        ({"N": [1, 2, 1]}, "repeated"),
+        ({"N": [object()]}, "not JSON-serialisable"),
+        ({"x": [float("nan")]}, "non-finite"),
+    ],
+)
+def test_grid_rejects_bad_axes(axes, match):
+    with pytest.raises(ValueError, match=match):
+        grid(**axes)
+
+
+# ------------------------------------------------------------------------------------ keys
+
+
+@sources_must_not_change
+def test_cache_key_depends_on_exactly_the_four_components():
+    v = "1.0+src.abc"
+    base = cache_key(counted, {"a": 1, "b": [1, 2]}, "fp", version=v)
+    assert len(base) == 64 and int(base, 16) >= 0
+    # Same content: key order and tuple-vs-list do not matter.
+    assert cache_key(counted, {"b": (1, 2), "a": 1}, "fp", version=v) == base
+    assert cache_key(counted, {"a": np.int64(1), "b": np.array([1, 2])}, "fp", version=v) == base
+    # Every component changes the key.
+    changed = [
+        cache_key(other_fn, {"a": 1, "b": [1, 2]}, "fp", version=v),
+        cache_key(counted, {"a": 2, "b": [1, 2]}, "fp", version=v),
+        cache_key(counted, {"a": 1, "b": [2, 1]}, "fp", version=v),
+        cache_key(counted, {"a": 1, "b": [1, 2], "c": None}, "fp", version=v),
+        cache_key(counted, {"a": 1, "b": [1, 2]}, "fp2", version=v),
+        cache_key(counted, {"a": 1, "b": [1, 2]}, "fp", version="1.0+src.abd"),
+    ]
+    assert len(set(changed + [base])) == len(changed) + 1
+    # The default version is the package's code version.
+    assert cache_key(counted, {"a": 1}, "") == cache_key(
+        counted, {"a": 1}, "", version=code_version()
+    )
+
+
+def test_code_version_changes_when_a_source_file_changes(tmp_path):
+    pkg = tmp_path / "pkg"
+    shutil.copytree(
+        Path(asbbook.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    v0 = code_version(pkg)
+    assert v0.startswith(asbbook.__version__ + "+src.")
+    assert code_version(pkg) == v0
+    # Compiled files are not sources.
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__pycache__" / "sweep.cpython-311.pyc").write_bytes(b"\x00junk")
+    assert code_version(pkg) == v0
+    # An edit, a new module and a rename all change the version.
+    sweep_src = pkg / "sweep.py"
+    original = sweep_src.read_text()
+    sweep_src.write_text(original + "\n# an edit\n")
+    v1 = code_version(pkg)
+    sweep_src.write_text(original)
+    assert code_version(pkg) == v0
+    (pkg / "extra.py").write_text("x = 1\n")
+    v2 = code_version(pkg)
+    (pkg / "extra.py").rename(pkg / "extra2.py")
+    v3 = code_version(pkg)
+    assert len({v0, v1, v2, v3}) == 4
+
+
+# ----------------------------------------------------------------------------- in-process
+
+
+@sources_must_not_change
+def test_inprocess_sweep_computes_caches_and_reuses(tmp_path):
+    points = grid(a=[1, 2, 3, 4])
+    out = run_sweep(counted, points, cache_dir=tmp_path, progress=False)
+    assert out == [expected_counted(a) for a in (1, 2, 3, 4)]
+    assert all(type(r["vec"]) is list for r in out)  # numpy converted
+    assert len(_counter) == 4
+    files = entries(tmp_path)
+    assert len(files) == 4
+    version = code_version()
+    for f in files:
+        entry = json.loads(f.read_text())  # plain JSON, no pickle
+        assert f.stem == entry["key"] == cache_key(counted, entry["point"], "", version=version)
+        assert entry["code_version"] == version
+        assert entry["function"] == f"{__name__}.counted"
+        assert entry["result"] == expected_counted(entry["point"]["a"])
+        assert len(entry["checksum"]) == 64
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary files left behind
+    assert run_sweep(counted, [], cache_dir=tmp_path, progress=False) == []
+
+    # A second sweep, with more points, computes only the new ones.
+    out2 = run_sweep(counted, grid(a=[4, 3, 2, 1, 5]), cache_dir=tmp_path, progress=False)
+    assert out2 == [expected_counted(a) for a in (4, 3, 2, 1, 5)]
+    assert [c["a"] for c in _counter] == [1, 2, 3, 4, 5]
+    # Another data fingerprint is another cache entry.
+    run_sweep(counted, [{"a": 1}], cache_dir=tmp_path, data_fingerprint="d2", progress=False)
+    assert [c["a"] for c in _counter] == [1, 2, 3, 4, 5, 1]
+    assert len(entries(tmp_path)) == 6
+
+
+@sources_must_not_change
+def test_fresh_and_cached_results_are_identical_json_round_trips(tmp_path):
+    points = [{"i": i} for i in range(5)]
+    fresh = run_sweep(slow_point, points, cache_dir=tmp_path, progress=False)
+    cached = run_sweep(slow_point, points, cache_dir=tmp_path, progress=False)
+    assert fresh == cached
+    direct = slow_point({"i": 4})
+    assert fresh[4]["draws"] == direct["draws"].tolist()
+    assert fresh[4]["nested"] == {"label": "p4", "pair": [4, -4], "flag": True}
+    assert type(fresh[4]["square"]) is int and fresh[4]["square"] == 16
+    assert fresh[4]["root"] == math.sqrt(4) / 3.0
+
+
+@sources_must_not_change
+def test_progress_bar_counts_cached_points_as_done_at_once(tmp_path, monkeypatch):
+    run_sweep(counted, grid(a=[1, 2, 3]), cache_dir=tmp_path, progress=False)
+    bars = []
+
+    class RecordingBar:
+        def __init__(self, *, total, desc, unit, disable):
+            self.total, self.desc, self.disable, self.updates = total, desc, disable, []
+            bars.append(self)
+
+        def update(self, n):
+            self.updates.append((n, len(_counter)))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(sweep, "tqdm", RecordingBar)
+    _counter.clear()
+    run_sweep(counted, grid(a=[1, 2, 3, 4, 5]), cache_dir=tmp_path, desc="phase")
+    (bar,) = bars
+    assert (bar.total, bar.desc, bar.disable) == (5, "phase", False)
+    # First update: the 3 cached points, before anything is computed; then one per computed point.
+    assert bar.updates == [(3, 0), (1, 1), (1, 2)]
+
+
+def test_real_tqdm_bar_is_shown(tmp_path, capsys):
+    run_sweep(counted, grid(a=[1, 2]), cache_dir=tmp_path, desc="demo-bar")
+    err = capsys.readouterr().err
+    assert "demo-bar" in err and "2/2" in err
+    run_sweep(counted, grid(a=[1, 2]), cache_dir=tmp_path, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+@sources_must_not_change
+def test_error_in_fn_propagates_and_keeps_finished_points(tmp_path):
+    with pytest.raises(ArithmeticError, match="deliberate") as info:
+        run_sweep(failing_point, grid(x=[1, 2, 3, 4]), cache_dir=tmp_path, progress=False)
+    assert any('"x":3' in note for note in info.value.__notes__)
+    assert len(entries(tmp_path)) == 2  # x = 1 and 2 were stored before the failure
+    out = run_sweep(failing_point, grid(x=[1, 2]), cache_dir=tmp_path, progress=False)
+    assert out == [{"x": 1}, {"x": 2}]
+
+
+# ----------------------------------------------------------------------------- corruption
+
+
+def _corrupt_truncate(path, other):
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def _corrupt_empty(path, other):
+    path.write_bytes(b"")
+
+
+def _corrupt_garbage(path, other):
+    path.write_bytes(b"\xff\xfe not json at all")
+
+
+def _corrupt_result(path, other):  # valid JSON, result edited: checksum mismatch
+    entry = json.loads(path.read_text())
+    entry["result"]["twice"] += 1
+    path.write_text(json.dumps(entry))
+
+
+def _corrupt_wrong_key(path, other):  # another point's (valid) entry under this name
+    path.write_text(other.read_text())
+
+
+def _corrupt_point(path, other):  # point edited, key and checksum untouched
+    entry = json.loads(path.read_text())
+    entry["point"]["a"] = 99
+    path.write_text(json.dumps(entry))
+
+
+def _corrupt_not_a_dict(path, other):
+    path.write_text("[1, 2, 3]")
+
+
+@pytest.mark.parametrize(
+    "corrupt, reason",
+    [
+        (_corrupt_truncate, "invalid JSON"),
+        (_corrupt_empty, "invalid JSON"),
+        (_corrupt_garbage, "not UTF-8"),
+        (_corrupt_result, "checksum mismatch"),
+        (_corrupt_wrong_key, "wrong key"),
+        (_corrupt_point, "do not hash to the key"),
+        (_corrupt_not_a_dict, "missing fields"),
+    ],
+)
+@sources_must_not_change
+def test_corrupted_entry_is_reported_and_recomputed(tmp_path, corrupt, reason):
+    points = grid(a=[1, 2, 3])
+    run_sweep(counted, points, cache_dir=tmp_path, progress=False)
+    key2 = cache_key(counted, {"a": 2}, "")
+    key3 = cache_key(counted, {"a": 3}, "")
+    corrupt(tmp_path / f"{key2}.json", tmp_path / f"{key3}.json")
+    _counter.clear()
+    with pytest.warns(CacheCorruptionWarning, match=reason) as record:
+        out = run_sweep(counted, points, cache_dir=tmp_path, progress=False)
+    assert len(record) == 1 and key2 in str(record[0].message)
+    assert out == [expected_counted(a) for a in (1, 2, 3)]
+    assert _counter == [{"a": 2}]  # only the corrupted point was recomputed
+    # The entry was repaired: a third run is silent and computes nothing.
+    _counter.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheCorruptionWarning)
+        assert run_sweep(counted, points, cache_dir=tmp_path, progress=False) == out
+    assert _counter == []
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _closure_factory():
+    def inner(point):
+        return {"a": point["a"]}
+
+    return inner
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"executor": "threads"}, "unknown executor"),
+        ({"executor": "inprocess", "scheduler": "tcp://127.0.0.1:1"}, "only used with"),
+        ({"n_workers": 0}, "n_workers"),
+        ({"n_workers": 1.5}, "n_workers"),
+        ({"data_fingerprint": 3}, "data_fingerprint"),
+        ({"points": [{"a": 1}, 3]}, r"points\[1\] must be a dict"),
+        ({"points": {"a": 1}}, "list of dicts"),
+        ({"points": [{"a": object()}]}, "not JSON-serialisable"),
+        ({"points": [{"a": {1, 2}}]}, "not JSON-serialisable"),
+        ({"points": [{1: 2}]}, "keys must be strings"),
+        ({"points": [{"a": float("inf")}]}, "non-finite"),
+        ({"points": [{"a": 1, "b": 2}, {"a": 2}, {"b": 2, "a": 1}]}, "duplicate point"),
+        ({"points": [{"a": (1, 2)}, {"a": [1, 2]}]}, "duplicate point"),
+        ({"fn": lambda p: {}}, "not a lambda"),
+        ({"fn": lambda p: {}, "executor": "processes"}, "not a lambda"),
+        ({"fn": lambda p: {}, "executor": "dask"}, "not a lambda"),
+        ({"fn": _closure_factory(), "executor": "processes"}, "closure"),
+        ({"fn": _closure_factory(), "executor": "dask"}, "closure"),
+        ({"fn": functools.partial(counted)}, "partial"),
+        ({"fn": print}, "plain top-level function"),
+    ],
+)
+def test_bad_arguments_raise_value_error(tmp_path, kwargs, match):
+    args = {"fn": counted, "points": [{"a": 1}], "cache_dir": tmp_path, "progress": False}
+    args.update(kwargs)
+    fn, points = args.pop("fn"), args.pop("points")
+    with pytest.raises(ValueError, match=match):
+        run_sweep(fn, points, **args)
+    assert _counter == [] and entries(tmp_path) == []
+
+
+def test_processes_executor_rejects_a_function_it_cannot_import(tmp_path):
+    def shadow(point):
+        return {}
+
+    shadow.__qualname__ = "no_such_function"  # looks top-level, but is not in this module
+    with pytest.raises(ValueError, match="must be importable"):
+        run_sweep(shadow, [{"a": 1}], cache_dir=tmp_path, executor="processes", progress=False)
+
+
+@pytest.mark.parametrize(
+    "bad_result, match",
+    [([1, 2], "must return a dict"), ({"x": object()}, "not JSON-serialisable"), ({1: 2}, "keys")],
+)
+def test_bad_results_raise_value_error_and_are_not_cached(tmp_path, monkeypatch, bad_result, match):
+    monkeypatch.setitem(globals(), "_BAD_RESULT", bad_result)
+    with pytest.raises(ValueError, match=match):
+        run_sweep(returns_bad_result, [{"a": 1}], cache_dir=tmp_path, progress=False)
+    assert entries(tmp_path) == []
+
+
+_BAD_RESULT = None
+
+
+def returns_bad_result(point):
+    return _BAD_RESULT
+
+
+# --------------------------------------------------------------------------------- resume
+
+
+def _run_worker(cache_dir, out, n_points, marker_dir, delay):
+    env = dict(os.environ, SWEEP_MARKER_DIR=str(marker_dir), SWEEP_DELAY=str(delay))
+    return subprocess.Popen(
+        [sys.executable, str(WORKER_SCRIPT), str(cache_dir), str(out), str(n_points)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.timeout(60)
+@sources_must_not_change
+def test_sweep_killed_with_sigkill_resumes_with_identical_results(tmp_path):
+    n = 20
+    ref_cache, cache = tmp_path / "ref_cache", tmp_path / "cache"
+    marks = [tmp_path / f"marks{k}" for k in range(3)]
+    for m in marks:
+        m.mkdir()
+
+    # Uninterrupted reference run (no delay: it does not change the results).
+    ref = _run_worker(ref_cache, tmp_path / "ref.json", n, marks[0], 0)
+    assert ref.wait(timeout=30) == 0, ref.stderr.read().decode()
+    reference = json.loads((tmp_path / "ref.json").read_text())
+    assert len(reference) == n and [r["i"] for r in reference] == list(range(n))
+
+    # Slow run (0.2 s per point), killed once at least 5 entries exist.
+    proc = _run_worker(cache, tmp_path / "killed.json", n, marks[1], 0.2)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        if cache.is_dir() and len(entries(cache)) >= 5:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the sweep finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+    done_at_kill = {json.loads(f.read_text())["point"]["i"] for f in entries(cache)}
+    assert 5 <= len(done_at_kill) < n
+    assert not (tmp_path / "killed.json").exists()
+
+    # Resume: only the missing points are computed, and the results equal the reference.
+    resumed = _run_worker(cache, tmp_path / "resumed.json", n, marks[2], 0.01)
+    assert resumed.wait(timeout=30) == 0, resumed.stderr.read().decode()
+    recomputed = [point["i"] for point, _ in markers(marks[2])]
+    assert sorted(recomputed) == sorted(set(range(n)) - done_at_kill)
+    assert json.loads((tmp_path / "resumed.json").read_text()) == reference
+    # Every entry is valid and holds the same result as the reference cache.
+    assert [f.name for f in entries(cache)] == [f.name for f in entries(ref_cache)]
+    for f in entries(cache):
+        assert (
+            json.loads(f.read_text())["result"]
+            == json.loads((ref_cache / f.name).read_text())["result"]
+        )
+
+
+# ------------------------------------------------------------------------------ executors
+
+
+@pytest.mark.timeout(60)
+@sources_must_not_change
+def test_three_executors_give_identical_results(tmp_path, monkeypatch):
+    # Point 0 waits until 3 other points have finished when there are several workers, so the
+    # parallel executors complete (and write) out of point order.
+    points = [{"x": 0.5 * k - 1.0, "last": k == 0} for k in range(8)]
+    expected = [
+        {"x": x, "cube": x**3, "sin": math.sin(x), "moments": [x / 7.0, x**2 / 7.0]}
+        for x in (p["x"] for p in points)
+    ]
+    written = []
+    real_write = sweep._write_entry
+
+    def recording_write(path, entry):
+        written.append(entry["point"]["x"])
+        real_write(path, entry)
+
+    monkeypatch.setattr(sweep, "_write_entry", recording_write)
+    outputs, timings = {}, {}
+    for executor in ("inprocess", "processes", "dask"):
+        cache, marks = tmp_path / executor, tmp_path / f"marks-{executor}"
+        marks.mkdir()
+        monkeypatch.setenv("SWEEP_MARKER_DIR", str(marks))
+        monkeypatch.setenv("SWEEP_WAIT_FOR_OTHERS", "0" if executor == "inprocess" else "3")
+        written.clear()
+        start = time.perf_counter()
+        outputs[executor] = run_sweep(
+            ordered_point,
+            points,
+            cache_dir=cache,
+            executor=executor,
+            n_workers=2,
+            progress=False,
+            data_fingerprint="ex",
+        )
+        timings[executor] = time.perf_counter() - start
+        calls = markers(marks)
+        assert sorted(p["x"] for p, _ in calls) == [p["x"] for p in points]  # each point once
+        pids = {pid for _, pid in calls}
+        if executor == "inprocess":
+            assert pids == {os.getpid()}
+            assert written == [p["x"] for p in points]
+        else:
+            assert os.getpid() not in pids and len(pids) == 2  # both workers took part
+            assert sorted(written) == [p["x"] for p in points]
+            assert written.index(points[0]["x"]) >= 3  # written in completion order
+        # Same entries in every cache: the executor is not part of the key.
+        assert [f.name for f in entries(cache)] == [f.name for f in entries(tmp_path / "inprocess")]
+    print("executor timings (s):", {k: round(v, 2) for k, v in timings.items()})
+    assert outputs["inprocess"] == expected  # point order, whatever the completion order
+    assert outputs["processes"] == outputs["inprocess"]
+    assert outputs["dask"] == outputs["inprocess"]
+
+
+@pytest.mark.timeout(60)
+@sources_must_not_change
+def test_dask_executor_connects_to_a_running_scheduler(tmp_path):
+    from distributed import Client, LocalCluster
+
+    points = grid(i=[0, 1, 2, 3])
+    reference = run_sweep(slow_point, points, cache_dir=tmp_path / "ref", progress=False)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        by_address = run_sweep(
+            slow_point,
+            points,
+            cache_dir=tmp_path / "address",
+            executor="dask",
+            scheduler=cluster.scheduler_address,
+            progress=False,
+        )
+        with Client(cluster) as client:
+            by_client = run_sweep(
+                slow_point,
+                points,
+                cache_dir=tmp_path / "client",
+                executor="dask",
+                scheduler=client,
+                progress=False,
+            )
+            assert client.status == "running"  # a Client passed in is left open
+    assert by_address == reference and by_client == reference

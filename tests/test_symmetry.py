@@ -1,0 +1,417 @@
+"""Tests of asbbook.symmetry (chapter 3): exact symmetries, sign-flip moments, variance map."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+from asbbook import nets, symmetry
+from asbbook.data import load_digits_binary
+
+TIGHT = dict(rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# helpers (independent of the module under test)
+# ------------------------------------------------------------------------------------------
+
+
+def _tiny_net(widths=(3, 4, 3, 1), seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    weights = nets.init_weights(widths, 2.0, generator=gen)
+    x = torch.randn(6, widths[0], generator=gen, dtype=torch.float64)
+    return weights, x
+
+
+def _paths(weights):
+    widths = [weights[0].shape[1]] + [w.shape[0] for w in weights]
+    return list(itertools.product(*[range(n) for n in widths]))
+
+
+def _circuit_contributions(weights, x):
+    """``x_{i_0} J_pi S_pi(x)`` for every circuit, by enumeration: ``(P, n_circuits)``."""
+    gates = nets.gates(weights, x)
+    cols = []
+    for path in _paths(weights):
+        coupling = math.prod(float(w[path[k + 1], path[k]]) for k, w in enumerate(weights))
+        s = torch.ones(x.shape[0], dtype=x.dtype)
+        for k, g in enumerate(gates):
+            s = s * g[:, path[k + 1]]
+        cols.append(x[:, path[0]] * coupling * s)
+    return torch.stack(cols, dim=1)
+
+
+def _batched_preactivations(weights, x):
+    """``[z^1..z^L]`` each ``(K, P, n_l)`` for stacked weights ``(K, n_l, n_{l-1})``."""
+    zs, h = [], x.expand(weights[0].shape[0], *x.shape)
+    for k, w in enumerate(weights):
+        z = torch.einsum("kij,kpj->kpi", w, h)
+        zs.append(z)
+        if k < len(weights) - 1:
+            h = torch.relu(z)
+    return zs
+
+
+def _gaussian_ensemble(widths, n_members, sigma2, gen):
+    sig = [sigma2] * (len(widths) - 1) if np.isscalar(sigma2) else list(sigma2)
+    return [
+        torch.randn((n_members, n_out, n_in), generator=gen, dtype=torch.float64)
+        * math.sqrt(s / n_in)
+        for n_in, n_out, s in zip(widths[:-1], widths[1:], sig, strict=True)
+    ]
+
+
+# ------------------------------------------------------------------------------------------
+# exact symmetries, numerically
+# ------------------------------------------------------------------------------------------
+
+
+def test_circuit_enumeration_reconstructs_output():
+    weights, x = _tiny_net()
+    contrib = _circuit_contributions(weights, x)
+    torch.testing.assert_close(contrib.sum(dim=1), nets.forward(weights, x), **TIGHT)
+
+
+@pytest.mark.parametrize("layer", [1, 2])
+def test_permutation_leaves_function_and_permutes_gates_and_circuits(layer):
+    weights, x = _tiny_net()
+    n = weights[layer - 1].shape[0]
+    perm = list(range(1, n)) + [0]
+    new = symmetry.permute_hidden(weights, layer, perm)
+    assert any(not torch.equal(a, b) for a, b in zip(new, weights, strict=True))
+    torch.testing.assert_close(nets.forward(new, x), nets.forward(weights, x), **TIGHT)
+    g_old, g_new = nets.gates(weights, x), nets.gates(new, x)
+    for k, (a, b) in enumerate(zip(g_old, g_new, strict=True), start=1):
+        expected = a[:, perm] if k == layer else a
+        assert torch.equal(b, expected)
+    c_old, c_new = _circuit_contributions(weights, x), _circuit_contributions(new, x)
+    index = {p: i for i, p in enumerate(_paths(weights))}
+    for i, path in enumerate(_paths(new)):
+        moved = tuple(perm[j] if k == layer else j for k, j in enumerate(path))
+        torch.testing.assert_close(c_new[:, i], c_old[:, index[moved]], **TIGHT)
+
+
+@pytest.mark.parametrize(("layer", "unit", "c"), [(1, 0, 0.3), (1, 3, 7.0), (2, 2, 1e3)])
+def test_rescaling_leaves_function_gates_and_every_circuit(layer, unit, c):
+    weights, x = _tiny_net(seed=1)
+    new = symmetry.rescale_unit(weights, layer, unit, c)
+    assert not torch.equal(new[layer - 1], weights[layer - 1])
+    torch.testing.assert_close(nets.forward(new, x), nets.forward(weights, x), **TIGHT)
+    for a, b in zip(nets.gates(weights, x), nets.gates(new, x), strict=True):
+        assert torch.equal(a, b)
+    torch.testing.assert_close(
+        _circuit_contributions(new, x), _circuit_contributions(weights, x), **TIGHT
+    )
+    # the circuit couplings themselves (not just the contributions) are unchanged
+    for path in _paths(weights):
+        j_old = math.prod(float(w[path[k + 1], path[k]]) for k, w in enumerate(weights))
+        j_new = math.prod(float(w[path[k + 1], path[k]]) for k, w in enumerate(new))
+        assert j_new == pytest.approx(j_old, rel=1e-12, abs=1e-15)
+
+
+def test_negative_scale_would_break_the_symmetry():
+    """The check above can fail: flipping a unit's in- and out-weights changes f."""
+    weights, x = _tiny_net(seed=2)
+    flipped = [w.clone() for w in weights]
+    flipped[0][1, :] *= -1.0
+    flipped[1][:, 1] *= -1.0
+    assert not torch.allclose(nets.forward(flipped, x), nets.forward(weights, x))
+
+
+def test_transformations_accept_batched_weights():
+    gen = torch.Generator().manual_seed(3)
+    weights = _gaussian_ensemble((5, 6, 4, 1), 7, 2.0, gen)
+    x = torch.randn(3, 5, generator=gen, dtype=torch.float64)
+    f = _batched_preactivations(weights, x)[-1]
+    perm = torch.tensor([2, 0, 1, 3])
+    for new in (
+        symmetry.permute_hidden(weights, 2, perm),
+        symmetry.rescale_unit(weights, 1, 5, 0.25),
+    ):
+        assert [w.shape for w in new] == [w.shape for w in weights]
+        torch.testing.assert_close(_batched_preactivations(new, x)[-1], f, **TIGHT)
+
+
+def test_inputs_are_never_modified_and_outputs_are_new_tensors():
+    weights, _ = _tiny_net()
+    before = [w.clone() for w in weights]
+    for new in (
+        symmetry.permute_hidden(weights, 1, [3, 2, 1, 0]),
+        symmetry.rescale_unit(weights, 2, 1, 4.0),
+    ):
+        assert isinstance(new, list) and new is not weights
+        for w_new in new:
+            w_new.mul_(0.0).add_(123.0)
+        for w, b in zip(weights, before, strict=True):
+            assert torch.equal(w, b)
+
+
+@pytest.mark.parametrize("layer", [0, 3, -1, 1.0, True, "1"])
+def test_bad_layer_is_rejected(layer):
+    weights, _ = _tiny_net()
+    with pytest.raises(ValueError, match="layer"):
+        symmetry.permute_hidden(weights, layer, [0, 1, 2, 3])
+    with pytest.raises(ValueError, match="layer"):
+        symmetry.rescale_unit(weights, layer, 0, 2.0)
+
+
+def test_network_without_hidden_layer_is_rejected():
+    w = [torch.randn(1, 3, dtype=torch.float64)]
+    with pytest.raises(ValueError, match="no hidden layer"):
+        symmetry.rescale_unit(w, 1, 0, 2.0)
+
+
+@pytest.mark.parametrize(
+    "perm",
+    [
+        [0, 1, 2],
+        [0, 1, 2, 2],
+        [0, 1, 2, 4],
+        [0.0, 1.0, 2.0, 3.0],
+        [True, False, 2, 3],
+        torch.tensor([0.0, 1.0, 2.0, 3.0]),
+        np.array([0.0, 1.0, 2.0, 3.0]),
+        torch.tensor([[0, 1], [2, 3]]),
+        "0123",
+        None,
+    ],
+)
+def test_non_permutation_is_rejected(perm):
+    weights, _ = _tiny_net()
+    with pytest.raises(ValueError, match="perm"):
+        symmetry.permute_hidden(weights, 1, perm)
+
+
+@pytest.mark.parametrize("unit", [-1, 4, 1.0, True])
+def test_bad_unit_is_rejected(unit):
+    weights, _ = _tiny_net()
+    with pytest.raises(ValueError, match="unit"):
+        symmetry.rescale_unit(weights, 1, unit, 2.0)
+
+
+@pytest.mark.parametrize("c", [0.0, -1.0, float("nan"), float("inf"), True, "2"])
+def test_bad_scale_is_rejected(c):
+    weights, _ = _tiny_net()
+    with pytest.raises(ValueError, match="c must be"):
+        symmetry.rescale_unit(weights, 1, 0, c)
+
+
+def test_inconsistent_weight_shapes_are_rejected():
+    with pytest.raises(ValueError, match="inputs"):
+        symmetry.permute_hidden([torch.zeros(4, 3), torch.zeros(1, 5)], 1, [0, 1, 2, 3])
+
+
+# ------------------------------------------------------------------------------------------
+# sympy derivations
+# ------------------------------------------------------------------------------------------
+
+
+def test_sympy_exact_symmetries():
+    lemma = symmetry.derive_gate_scale_invariance()
+    assert isinstance(lemma, sp.Eq)
+    res = symmetry.derive_rescaling_symmetry()
+    assert res["n_circuits"] == 2 * 3 * 2 * 1
+    assert sp.simplify(res["coupling"].lhs - res["coupling"].rhs) == 0
+    res = symmetry.derive_permutation_symmetry()
+    assert res["n_circuits"] == 12
+    # another net, layer and permutation
+    res = symmetry.derive_permutation_symmetry((2, 3, 3, 1), layer=2, perm=(2, 1, 0))
+    assert res["perm"] == sp.Tuple(2, 1, 0)
+    symmetry.derive_rescaling_symmetry((2, 2, 3, 1), layer=2, unit=2)
+
+
+def test_sympy_rescaling_proof_can_fail(monkeypatch):
+    """With a negative 'scale' the gate lemma no longer applies and the derivation must fail."""
+    monkeypatch.setattr(symmetry, "_C", sp.Symbol("c", negative=True))
+    with pytest.raises(AssertionError):
+        symmetry.derive_rescaling_symmetry()
+
+
+def test_sympy_sign_flip_moments():
+    res = symmetry.derive_sign_flip_moments()
+    assert res["mean"].rhs == 0 and res["cross"].rhs == 0
+    s1, s2, s3 = sp.symbols("sigma_1:4", positive=True)
+    assert sp.simplify(res["square_example"].rhs - s1**2 * s2**2 * s3**2 / (2 * 3 * 2)) == 0
+
+
+def test_symmetric_expectation_rule():
+    w1, w2 = sp.symbols("w1 w2", real=True)
+    a = sp.Symbol("a")
+    m = {w1: 3, w2: 5}
+    assert symmetry.symmetric_expectation(w1 * w2, m) == 0
+    assert symmetry.symmetric_expectation((a * w1 + w2) ** 2, m) == 3 * a**2 + 5
+    with pytest.raises(NotImplementedError):
+        symmetry.symmetric_expectation(w1**4, m)
+
+
+def test_sympy_symmetric_split_and_variance_map():
+    split = symmetry.derive_symmetric_split()
+    assert split["probability"].rhs == sp.Rational(1, 2)
+    q = sp.Symbol("q", positive=True)
+    assert sp.simplify(split["gaussian"].rhs - q / 2) == 0
+    vmap = symmetry.derive_variance_map()
+    assert vmap["fixed_point"].rhs == 2
+    s2, m = sp.symbols("sigma^2 m", positive=True)
+    ell = sp.Symbol("l", integer=True, positive=True)
+    sol = vmap["solution"].rhs
+    # agrees with the numerical map for a few values
+    for sigma2 in (1.5, 2.0, 2.5):
+        num = symmetry.preactivation_variance(0.7, sigma2, 6)
+        sym = [float(sol.subs({s2: sigma2, m: 0.7, ell: k})) for k in range(1, 7)]
+        np.testing.assert_allclose(num, sym, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# the variance map, numerically
+# ------------------------------------------------------------------------------------------
+
+
+def test_preactivation_variance_values_and_validation():
+    np.testing.assert_allclose(symmetry.preactivation_variance(1.0, 2.0, 5), np.full(5, 2.0))
+    np.testing.assert_allclose(
+        symmetry.preactivation_variance(2.0, 1.0, 3), [2.0, 1.0, 0.5], rtol=1e-15
+    )
+    np.testing.assert_allclose(
+        symmetry.preactivation_variance(1.0, [1.0, 4.0, 3.0], 3), [1.0, 2.0, 3.0], rtol=1e-15
+    )
+    assert symmetry.preactivation_variance(np.array([1.0, 2.0]), 2.0, 4).shape == (2, 4)
+    q = symmetry.preactivation_variance(1.0, 2.5, 40)
+    assert q[-1] / q[0] == pytest.approx(1.25**39)
+    for bad in [(1.0, 0.0, 3), (1.0, -2.0, 3), (1.0, 2.0, 0), (1.0, 2.0, 2.5), (-1.0, 2.0, 3)]:
+        with pytest.raises(ValueError):
+            symmetry.preactivation_variance(*bad)
+    with pytest.raises(ValueError):
+        symmetry.preactivation_variance(1.0, [1.0, 2.0], 3)
+
+
+@pytest.mark.parametrize("sigma2", [1.5, 2.0, 2.5])
+def test_variance_map_and_gate_probability_monte_carlo(sigma2):
+    """q^l over a batched Gaussian ensemble matches the exact map within 4 SE at every layer;
+    each hidden gate is open with probability 1/2; the drift has ensemble mean 0."""
+    n_members, depth = 1500, 5
+    widths = (64,) + (48,) * depth
+    x, _ = load_digits_binary(4, seed=0)  # rows have mean(x^2) = 1
+    gen = torch.Generator().manual_seed(int(sigma2 * 100))
+    zs = _batched_preactivations(_gaussian_ensemble(widths, n_members, sigma2, gen), x)
+    q_theory = symmetry.preactivation_variance(1.0, sigma2, depth)
+    est = symmetry.mean_with_stderr(symmetry.layer_second_moments(zs))
+    assert est.value.shape == (depth,)
+    dev = (est.value.numpy() - q_theory) / est.stderr.numpy()
+    assert np.all(np.abs(dev) < 4), dev
+    # the measurement resolves the vanishing / exploding trend
+    if sigma2 != 2.0:
+        ratio = est.value[-1] / est.value[0]
+        assert abs(float(ratio) - (sigma2 / 2) ** (depth - 1)) < 0.5 * abs((sigma2 / 2) ** 4 - 1)
+    drift = symmetry.mean_with_stderr(symmetry.variance_drift(zs, q_theory))
+    assert np.all(np.abs(drift.value.numpy()) < 4 * drift.stderr.numpy())
+    for z in zs[:-1]:
+        frac = symmetry.open_fraction(z).mean(dim=-1)  # (K,)
+        p = symmetry.mean_with_stderr(frac)
+        assert abs(float(p.value) - 0.5) < 4 * float(p.stderr)
+    # label alignment of the initial ensemble averages to 0 (last-layer sign flip)
+    y = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64)
+    m = symmetry.mean_with_stderr(symmetry.label_alignment(zs[-1][..., 0], y))
+    assert abs(float(m.value)) < 4 * float(m.stderr)
+
+
+def test_circuit_coupling_moments_monte_carlo():
+    """E J = 0, E J J' = 0 (pi != pi') and E J^2 = prod sigma_l^2 / n_{l-1}, averaged over all
+    circuits of each member by gated-free matrix products, within 4 SE over the ensemble."""
+    widths, sig = (6, 5, 4, 3), (1.0, 2.0, 3.0)
+    n_members = 20000
+    gen = torch.Generator().manual_seed(11)
+    ws = _gaussian_ensemble(widths, n_members, sig, gen)
+    n_circ = math.prod(widths)
+    ones = torch.ones(n_members, widths[0], 1, dtype=torch.float64)
+    total, total_sq = ones, ones
+    for w in ws:
+        total, total_sq = torch.bmm(w, total), torch.bmm(w * w, total_sq)
+    sum_j, sum_j2 = total.sum(dim=(1, 2)), total_sq.sum(dim=(1, 2))
+    # the matrix-product sums equal explicit enumeration for one member
+    member = [w[0] for w in ws]
+    js = [math.prod(float(w[p[k + 1], p[k]]) for k, w in enumerate(member)) for p in _paths(member)]
+    assert len(js) == n_circ
+    assert float(sum_j[0]) == pytest.approx(sum(js), rel=1e-12)
+    assert float(sum_j2[0]) == pytest.approx(sum(j * j for j in js), rel=1e-12)
+
+    mean_j = symmetry.mean_with_stderr(sum_j / n_circ)
+    assert abs(float(mean_j.value)) < 4 * float(mean_j.stderr)
+    cross = symmetry.mean_with_stderr((sum_j**2 - sum_j2) / (n_circ * (n_circ - 1)))
+    assert abs(float(cross.value)) < 4 * float(cross.stderr)
+    predicted = math.prod(s / n for s, n in zip(sig, widths[:-1], strict=True))
+    sq = symmetry.mean_with_stderr(sum_j2 / n_circ)
+    assert abs(float(sq.value) - predicted) < 4 * float(sq.stderr)
+    assert float(sq.stderr) < 0.05 * predicted  # the test has resolving power
+
+
+# ------------------------------------------------------------------------------------------
+# order parameters
+# ------------------------------------------------------------------------------------------
+
+
+def test_open_fraction_and_gate_entropy():
+    z = torch.tensor(
+        [[1.0, -1.0, 2.0], [2.0, -3.0, -1.0], [0.5, -0.1, 4.0], [3.0, -2.0, -5.0]],
+        dtype=torch.float64,
+    )  # P = 4, n = 3: unit 0 always open, unit 1 never, unit 2 half the time
+    torch.testing.assert_close(
+        symmetry.open_fraction(z), torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64)
+    )
+    assert float(symmetry.gate_entropy_bits(z)) == pytest.approx(1 / 3)
+    assert float(symmetry.gate_reservoir_bits(z)) == pytest.approx(1.0)
+    batched = torch.stack([z, -z, torch.zeros_like(z)])  # (3, P, n); z = 0 counts as closed
+    assert symmetry.open_fraction(batched).shape == (3, 3)
+    torch.testing.assert_close(
+        symmetry.gate_entropy_bits(batched),
+        torch.tensor([1 / 3, 1 / 3, 0.0], dtype=torch.float64),
+    )
+    p = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
+    h = symmetry.binary_entropy_bits(p)
+    expected = [0.0, -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75)), 1.0]
+    torch.testing.assert_close(h[:3], torch.tensor(expected, dtype=torch.float64))
+    torch.testing.assert_close(h, h.flip(0))
+    with pytest.raises(ValueError):
+        symmetry.binary_entropy_bits(torch.tensor([1.5]))
+    with pytest.raises(ValueError):
+        symmetry.open_fraction(torch.zeros(3))
+
+
+def test_label_alignment():
+    y = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64)
+    f = torch.stack([3 * y, -2 * y, torch.tensor([1.0, 1.0, 1.0, 1.0], dtype=torch.float64)])
+    torch.testing.assert_close(
+        symmetry.label_alignment(f, y), torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64)
+    )
+    g = torch.tensor([2.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+    # E[y f] = (2 + 0 + 1 - 1)/4 = 0.5, E f^2 = (4 + 0 + 1 + 1)/4 = 1.5
+    assert float(symmetry.label_alignment(g, y)) == pytest.approx(0.5 / math.sqrt(1.5))
+    assert math.isnan(float(symmetry.label_alignment(torch.zeros(4, dtype=torch.float64), y)))
+    with pytest.raises(ValueError):
+        symmetry.label_alignment(g, y[:3])
+
+
+def test_variance_drift_and_second_moments():
+    signs = torch.tensor([[1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    zs = [math.sqrt(2.0) * signs, math.sqrt(3.0) * signs.expand(2, 3, 2)]  # q_hat = 2 and 3
+    torch.testing.assert_close(
+        symmetry.layer_second_moments([zs[1]]), torch.full((2, 1), 3.0, dtype=torch.float64)
+    )
+    drift = symmetry.variance_drift([zs[1], zs[1]], [2.0, 3.0])
+    torch.testing.assert_close(drift, torch.tensor([[0.5, 0.0]] * 2, dtype=torch.float64))
+    with pytest.raises(ValueError):
+        symmetry.variance_drift([zs[1]], [1.0, 2.0])
+    with pytest.raises(ValueError):
+        symmetry.variance_drift([zs[1]], [0.0])
+
+
+def test_mean_with_stderr():
+    est = symmetry.mean_with_stderr(torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64))
+    assert float(est.value) == 2.5
+    assert float(est.stderr) == pytest.approx(math.sqrt(5 / 3) / 2)
+    with pytest.raises(ValueError):
+        symmetry.mean_with_stderr(torch.tensor([1.0]))
