@@ -119,26 +119,26 @@ def derive_path_expansion(widths: Sequence[int] = (2, 3, 2, 1)) -> dict:
     * there are ``n_0 n_1 ... n_L`` circuits, and they are ``n_0 ... n_L`` *distinct*
       monomials of the layered computation (no two circuits merge, none cancels).
 
-    Returns ``{"layered", "circuit_sum", "n_circuits", "example_circuit", "example_term"}``.
+    Returns ``{"layered", "circuit_sum", "n_circuits", "circuits"}``, where ``circuits`` lists
+    ``(pi, x_{i_0}, J_pi, S_pi)`` in row-major circuit order (0-based ``pi``).
     """
     widths = _require_scalar_output_widths(widths)
     W = _sym_weights(widths)
     g = _sym_units("g", widths)
     x = _sym_inputs(widths[0])
     layered = _layered_output(W, g, x)
-    terms = [xi * J * S for _, xi, J, S in _sym_circuit_parts(W, g, x, widths)]
+    parts = list(_sym_circuit_parts(W, g, x, widths))
+    terms = [xi * J * S for _, xi, J, S in parts]
     circuit_sum = sp.Add(*terms)
     n_circuits = math.prod(widths)
     assert sp.expand(layered - circuit_sum) == 0, "layered computation != circuit sum"
     assert len(terms) == n_circuits
     assert len(sp.Add.make_args(sp.expand(layered))) == n_circuits, "circuits are not distinct"
-    example = tuple(0 for _ in widths)
     return {
         "layered": layered,
         "circuit_sum": circuit_sum,
         "n_circuits": n_circuits,
-        "example_circuit": example,
-        "example_term": terms[0],
+        "circuits": parts,
     }
 
 

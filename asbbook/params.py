@@ -28,7 +28,9 @@ def positive_int(name: str, value, *, minimum: int = 1, maximum: int | None = No
     return value
 
 
-def positive_float(name: str, value, *, allow_zero: bool = False, maximum: float | None = None) -> float:
+def positive_float(
+    name: str, value, *, allow_zero: bool = False, maximum: float | None = None
+) -> float:
     """A finite real number ``> 0`` (or ``>= 0``), optionally ``<= maximum``."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         _fail(name, value, "a finite number")

@@ -47,7 +47,9 @@ def measured_points(ax, x, y, err, label="measured", **kwargs):
     return ax.errorbar(np.asarray(x), np.asarray(y), yerr=np.asarray(err), label=label, **kwargs)
 
 
-def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 6.4, height: float = 4.0, **kwargs):
+def new_figure(
+    ncols: int = 1, nrows: int = 1, *, width: float = 6.4, height: float = 4.0, **kwargs
+):
     """A figure with the book style applied; returns ``(fig, axes)`` with ``axes`` a flat tuple,
     so ``fig, (ax,) = new_figure()`` and ``fig, (left, right) = new_figure(ncols=2)`` both work."""
     use_book_style()

@@ -71,7 +71,9 @@ def assert_agreement(rows: list[Comparison]) -> None:
             f"(tolerance {r.tolerance:.3g})"
             for r in bad
         )
-        raise AgreementError(f"{len(bad)} of {len(rows)} predictions disagree with the run: {detail}")
+        raise AgreementError(
+            f"{len(bad)} of {len(rows)} predictions disagree with the run: {detail}"
+        )
 
 
 def compare(rows: list[Comparison]) -> None:

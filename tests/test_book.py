@@ -3,6 +3,8 @@ bad parameters stop a chapter with a clear message, and runs are deterministic."
 
 from __future__ import annotations
 
+import re
+
 import papermill
 import pytest
 
@@ -29,11 +31,26 @@ def test_book_builds_from_executed_copies_with_no_warnings(built_html, root):
         assert notebooks.glued_values(served), f"{served} is not the executed copy"
 
 
+def test_pages_load_no_remote_script_and_typeset_math_offline(built_html):
+    pages = list(built_html.rglob("*.html"))
+    assert pages
+    for page in pages:
+        html = page.read_text()
+        remote = re.findall(r'<script[^>]+src="(https?://[^"]+)"', html)
+        assert remote == [], (page.name, remote)
+    chapter = (built_html / "book" / "01-boltzmann.html").read_text()
+    assert re.search(r'<script[^>]+src="[./]*_static/mathjax/tex-chtml\.js', chapter)
+    assert (built_html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+
+
 def test_generated_appendix_lists_every_parameter(built_html, root):
     text = (built_html / "book" / "appendix-rerun.html").read_text()
     for chapter in notebooks.toc_notebooks(root):
         for name in notebooks.declared_parameters(chapter):
-            assert f"<code class=\"docutils literal notranslate\"><span class=\"pre\">{name}</span>" in text, name
+            assert (
+                f'<code class="docutils literal notranslate"><span class="pre">{name}</span>'
+                in text
+            ), name
 
 
 @pytest.mark.parametrize(
@@ -44,7 +61,9 @@ def test_generated_appendix_lists_every_parameter(built_html, root):
         ("device", "tpu", "parameter 'device' must be"),
     ],
 )
-def test_bad_parameter_stops_chapter_one_with_a_named_message(tmp_path, root, parameter, value, message):
+def test_bad_parameter_stops_chapter_one_with_a_named_message(
+    tmp_path, root, parameter, value, message
+):
     chapter = root / "book" / "01-boltzmann.ipynb"
     with pytest.raises(papermill.PapermillExecutionError) as error:
         papermill.execute_notebook(
@@ -61,7 +80,11 @@ def test_bad_parameter_stops_chapter_one_with_a_named_message(tmp_path, root, pa
 def test_chapter_one_is_deterministic(executed_book, root, tmp_path):
     chapter = root / "book" / "01-boltzmann.ipynb"
     again = notebooks.execute_chapter(
-        chapter, tmp_path / "again.ipynb", notebooks.smoke_parameters(chapter), cwd=root, progress=False
+        chapter,
+        tmp_path / "again.ipynb",
+        notebooks.smoke_parameters(chapter),
+        cwd=root,
+        progress=False,
     )
     first = notebooks.glued_values(executed_book["stage"] / "book" / chapter.name)
     second = notebooks.glued_values(again)

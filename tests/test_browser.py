@@ -15,7 +15,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import chromium_path
 
 CHROMIUM_FLAGS = [
@@ -35,7 +34,9 @@ def browser():
     if executable is None:
         if os.environ.get("CI") == "true":
             pytest.fail("Chromium is missing under CI: .ci/run must install Debian's chromium")
-        pytest.skip("Debian chromium is not installed (apt-get install chromium); browser test skipped")
+        pytest.skip(
+            "Debian chromium is not installed (apt-get install chromium); browser test skipped"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -108,7 +109,9 @@ def test_every_page_renders_math_images_and_no_console_errors(browser, server, b
         assert result["broken_images"] == [], (rel, result["broken_images"])
         assert not result["raw_inline"] and not result["raw_display"], f"{rel}: untypeset math"
         if result["math_nodes"]:
-            assert result["mjx"] > 0, f"{rel}: MathJax did not typeset {result['math_nodes']} math nodes"
+            assert result["mjx"] > 0, (
+                f"{rel}: MathJax did not typeset {result['math_nodes']} math nodes"
+            )
         checked += 1
     assert checked >= 2
 

@@ -42,6 +42,9 @@ def _closed_net(widths, dtype=torch.float64):
 def test_path_expansion_identity_and_count():
     out = circuits.derive_path_expansion((2, 3, 2, 1))
     assert out["n_circuits"] == 12
+    assert [c[0] for c in out["circuits"]] == list(
+        itertools.product(range(2), range(3), range(2), range(1))
+    )
     assert sp.expand(out["layered"] - out["circuit_sum"]) == 0
     # the identity is not vacuous: dropping one circuit breaks it
     terms = sp.Add.make_args(out["circuit_sum"])
