@@ -4,7 +4,7 @@ A microscopic quantity averaged over a symmetry orbit becomes a layer-level orde
 The orbit of one unit under the permutations of its layer is the whole layer, so the orbit average
 of ``relu(z_i)^2`` is the layer average
 
-    r_hat^l = (1/n_l) sum_i relu(z^l_i)^2 = |h^l|^2 / n_l,
+    r_hat^l = (1/n_l) sum_i relu(z^l_i)^2 = norm(h^l)^2 / n_l,
 
 and the sign-flip orbit of a weight row maps ``z_i -> -z_i`` with
 ``(relu(z)^2 + relu(-z)^2)/2 = z^2/2``, so ``E r_hat^l = q^l / 2``.
