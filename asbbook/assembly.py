@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +46,7 @@ import sympy as sp
 import torch
 from scipy import special, stats
 
+from asbbook import ensemble, nets
 from asbbook.symmetry import Estimate, mean_with_stderr, symmetric_expectation
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "cv_with_stderr",
     "log_norm_profile",
     "log_norm_ratio",
+    "sample_reduced",
     "variance_with_stderr",
     "mean_with_stderr",
     "loglog_fit",
@@ -267,6 +269,60 @@ def log_norm_ratio(
     :func:`log_norm_profile`. Its variance over the ensemble is predicted by
     :func:`log_norm_variance_theory` (leading order) and :func:`log_norm_variance_exact`."""
     return log_norm_profile(zs, x, last_linear=last_linear)[..., -1]
+
+
+def _check_reduced(value, k: int, name: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor) or value.ndim < 1 or value.shape[0] != k:
+        raise ValueError(f"reduce must return tensors with leading dimension {k} ({name})")
+    return value
+
+
+def sample_reduced(
+    X,
+    widths: Sequence[int],
+    n_members: int,
+    reduce: Callable[[list[torch.Tensor]], torch.Tensor | dict[str, torch.Tensor]],
+    *,
+    sigma2: float = 2.0,
+    seed: int = 0,
+    max_weights: int = 20_000_000,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor | dict[str, torch.Tensor]:
+    """``reduce(zs)`` of a ``K``-member ensemble at initialisation, drawn in chunks.
+
+    The members are replicates ``0 .. K-1`` of ``widths`` at variance ``sigma2``
+    (:func:`asbbook.ensemble.member_specs`); each chunk of consecutive members goes through
+    :func:`asbbook.ensemble.sample_ensemble` on the inputs ``X`` ``(P, n_0)``, which returns
+    ``zs = [z^1, .., z^L]`` shaped ``(k, P, n_l)``, and only ``reduce(zs)`` is kept: a tensor
+    (or a dict of tensors) with leading dimension ``k``, concatenated over the chunks. A chunk
+    holds at most ``max_weights`` weights (at least one member), so memory stays bounded.
+
+    Every member's weights come from its own seed (:func:`asbbook.ensemble.member_weights`),
+    so the result does not depend on ``max_weights``, and the first ``K'`` rows of a
+    ``K``-member run are the ``K'``-member run.
+    """
+    widths = nets.check_widths(widths)
+    for name, value, minimum in (("n_members", n_members, 1), ("max_weights", max_weights, 1)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if not callable(reduce):
+        raise ValueError("reduce must be callable")
+    specs = ensemble.member_specs(widths, int(n_members), sigma2)
+    chunk = max(1, int(max_weights) // nets.parameter_count(widths))
+    parts = []
+    for start in range(0, len(specs), chunk):
+        members = specs[start : start + chunk]
+        zs = ensemble.sample_ensemble(X, members=members, seed=seed, dtype=dtype, device=device)
+        value = reduce(zs)
+        if isinstance(value, dict):
+            value = {key: _check_reduced(v, len(members), key) for key, v in value.items()}
+        else:
+            value = _check_reduced(value, len(members), "tensor")
+        parts.append(value)
+    if isinstance(parts[0], dict):
+        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+    return torch.cat(parts)
 
 
 @dataclass(frozen=True)

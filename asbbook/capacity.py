@@ -949,3 +949,164 @@ def derive_gate_entropy_first_layer() -> sp.Expr:
         approx = float(leading.subs(Pp, m))
         assert abs(exact - approx) < 2.0 / m**2, (m, exact, approx)
     return leading
+
+
+# ---------------------------------------------------------------------------------------------
+# Deep ReLU nets on random (or true) labels: one sweep cell and its aggregation
+# ---------------------------------------------------------------------------------------------
+
+DATASETS = ("gaussian", "digits", "digits_shuffled")
+
+
+def width_ladder(
+    n_inputs: int, depth: int, n_min: float, n_max: float, n_points: int
+) -> list[tuple[int, ...]]:
+    """Hidden widths ``(h,) * (depth - 1)`` (equal widths, scalar output) whose parameter counts
+    ``N(h) = n_0 h + (depth - 2) h^2 + h`` are spread geometrically over ``[n_min, n_max]``.
+
+    Widths are rounded to integers and duplicates dropped, so fewer than ``n_points`` rungs may
+    come back at small sizes. ``depth`` counts weight layers (``depth = 2``: one hidden layer).
+    """
+    n_inputs, n_points = _as_count("n_inputs", n_inputs), _as_count("n_points", n_points)
+    depth = _as_count("depth", depth)
+    if depth < 2:
+        raise ValueError(f"depth must be >= 2 (at least one hidden layer), got {depth}")
+    if not (0 < n_min < n_max and math.isfinite(n_max)):
+        raise ValueError(f"need 0 < n_min < n_max, got {n_min}, {n_max}")
+    a, b = depth - 2, n_inputs + 1  # N(h) = a h^2 + b h
+
+    def width_for(n: float) -> float:
+        return n / b if a == 0 else (-b + math.sqrt(b * b + 4 * a * n)) / (2 * a)
+
+    out: list[tuple[int, ...]] = []
+    for n in np.geomspace(n_min, n_max, n_points):
+        h = max(1, int(round(width_for(float(n)))))
+        hidden = (h,) * (depth - 1)
+        if not out or out[-1] != hidden:
+            out.append(hidden)
+    return out
+
+
+class _torch_threads:
+    """Scoped ``torch.set_num_threads(n)`` (restored on exit); ``None`` leaves torch alone."""
+
+    def __init__(self, n: int | None):
+        self.n, self.saved = n, None
+
+    def __enter__(self):
+        if self.n is not None:
+            self.saved = torch.get_num_threads()
+            torch.set_num_threads(int(self.n))
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            torch.set_num_threads(self.saved)
+
+
+def cell_data(point: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training set of a sweep cell: ``"gaussian"`` (``gaussian_patterns(P, n_inputs,
+    seed=data_seed)``, random labels), ``"digits"`` (``load_digits_binary``, true labels) or
+    ``"digits_shuffled"`` (the same images, labels permuted)."""
+    name = point["dataset"]
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
+    P, seed = _as_count("P", point["P"]), operator.index(point["data_seed"])
+    if name == "gaussian":
+        return gaussian_patterns(P, _as_count("n_inputs", point["n_inputs"]), seed=seed)
+    from asbbook.data import load_digits_binary
+
+    return load_digits_binary(P, seed=seed, shuffle_labels=name == "digits_shuffled")
+
+
+def random_label_cell(point: dict) -> dict:
+    """One cell of the Chapter-5 phase diagram, as a top-level function for ``asbbook.sweep``.
+
+    ``point`` keys: ``dataset`` (see :func:`cell_data`), ``P``, ``n_inputs`` (Gaussian data),
+    ``data_seed``, ``hidden`` (a list of hidden-width lists, e.g. from :func:`width_ladder`),
+    ``n_init`` (initialisations per width), ``seed`` (base seed of the initial weights),
+    ``optimizer``, ``lr``, ``steps`` (budget), and optionally ``torch_threads`` (applied only for
+    the duration of the call; 1 is best when several workers share the cores).
+
+    Every width is trained ``n_init`` times on the same data with the hinge loss by
+    ``asbbook.ensemble.train_ensemble`` (full batch, stopping at zero hinge loss); member ``i`` has
+    replicate index ``data_seed * n_init + i``, so different datasets also get different
+    initial networks. Returns per width: ``n_params``, and per run ``converged`` (zero hinge
+    loss within the budget), ``steps`` and ``gate_entropy`` (:func:`gate_entropy_bits` of the
+    initial network on the training inputs, in bits).
+    """
+    from asbbook import ensemble
+
+    X, y = cell_data(point)
+    n_init = _as_count("n_init", point["n_init"])
+    data_seed, seed = operator.index(point["data_seed"]), operator.index(point["seed"])
+    shapes = [(X.shape[1], *map(int, hidden), 1) for hidden in point["hidden"]]
+    if not shapes:
+        raise ValueError("hidden must list at least one hidden-width tuple")
+    members = [
+        ensemble.MemberSpec(w, data_seed * n_init + i) for w in shapes for i in range(n_init)
+    ]
+    with _torch_threads(point.get("torch_threads")):
+        res = ensemble.train_ensemble(
+            members,
+            X,
+            y,
+            loss="hinge",
+            optimizer=point.get("optimizer", "adam"),
+            lr=float(point.get("lr", 0.01)),
+            steps=operator.index(point["steps"]),
+            seed=seed,
+        )
+        entropy = [
+            gate_entropy_bits(
+                ensemble.stacked_weights(members[j * n_init : (j + 1) * n_init], seed), X
+            )
+            .cpu()
+            .numpy()
+            .tolist()
+            for j in range(len(shapes))
+        ]
+    conv = res.converged.reshape(len(shapes), n_init)
+    steps = res.steps.reshape(len(shapes), n_init)
+    return {
+        "n_params": [int(m.n_params) for m in members[::n_init]],
+        "converged": conv.tolist(),
+        "steps": steps.tolist(),
+        "gate_entropy": entropy,
+    }
+
+
+@dataclass(frozen=True)
+class PhaseColumn:
+    """Cells of one ``(P, depth)`` pooled over datasets, by :func:`aggregate_cells`."""
+
+    n_params: np.ndarray  # (W,) parameter counts of the width ladder
+    fraction: np.ndarray  # (W,) fraction of runs reaching zero hinge loss
+    n_runs: int  # runs per width (datasets x initialisations)
+    gate_entropy: np.ndarray  # (W,) mean gate entropy at init (bits)
+    gate_entropy_se: np.ndarray  # (W,) its standard error over runs
+    median_steps: np.ndarray  # (W,) median steps of the converged runs (nan if none)
+
+
+def aggregate_cells(results: list[dict]) -> PhaseColumn:
+    """Pool the :func:`random_label_cell` results of one ``(P, depth)`` (one per dataset)."""
+    if not results:
+        raise ValueError("no cell results to aggregate")
+    n_params = np.asarray(results[0]["n_params"])
+    if any(list(r["n_params"]) != n_params.tolist() for r in results):
+        raise ValueError("the cells use different width ladders")
+    conv = np.concatenate([np.asarray(r["converged"], dtype=bool) for r in results], axis=1)
+    steps = np.concatenate([np.asarray(r["steps"], dtype=np.float64) for r in results], axis=1)
+    ent = np.concatenate([np.asarray(r["gate_entropy"], dtype=np.float64) for r in results], axis=1)
+    n_runs = conv.shape[1]
+    med = np.array(
+        [np.median(s[c]) if c.any() else math.nan for s, c in zip(steps, conv, strict=True)]
+    )
+    se = ent.std(axis=1, ddof=1) / math.sqrt(n_runs) if n_runs > 1 else np.full(len(ent), math.inf)
+    return PhaseColumn(
+        n_params=n_params,
+        fraction=conv.mean(axis=1),
+        n_runs=n_runs,
+        gate_entropy=ent.mean(axis=1),
+        gate_entropy_se=se,
+        median_steps=med,
+    )

@@ -4,12 +4,12 @@ A *circuit* of a bias-free ReLU MLP with widths ``(n_0, ..., n_L)`` is an input-
 ``pi = (i_0, i_1, ..., i_L)`` that visits one unit per layer (BOOK_PLAN, Ch. 2). With
 ``J_pi = prod_l W^l_{i_l i_{l-1}}`` (the circuit's *coupling*) and
 ``S_pi(x) = prod_{l<L} g^l_{i_l}(x)`` in ``{0, 1}`` (the circuit is *open* or *closed*), the
-layered computation ``f = W^L G^{L-1} W^{L-1} ... G^1 W^1 x`` is the path sum
+layered computation ``f = W^L G^{L-1} W^{L-1} ... G^1 W^1 x`` is the path sum::
 
     f(x) = sum_pi x_{i_0} J_pi S_pi(x),            (n_0 n_1 ... n_L circuits)
 
 the standard path expansion of ReLU networks (used, e.g., by Choromanska et al. 2015). The
-squared loss over a dataset ``(x_mu, y_mu)`` then reads
+squared loss over a dataset ``(x_mu, y_mu)`` then reads::
 
     1/2 sum_mu (y_mu - f(x_mu))^2
         = 1/2 sum_mu y_mu^2 - sum_pi J_pi h_pi + 1/2 sum_{pi, pi'} J_pi J_pi' C_{pi pi'},
@@ -231,7 +231,7 @@ def derive_spin_form(widths: Sequence[int] = (2, 2, 2, 2, 1)) -> dict:
 
 
 def derive_circuit_energy(widths: Sequence[int] = (2, 2, 2, 1), n_examples: int = 2) -> dict:
-    """Prove the squared loss is a pairwise energy in the circuit couplings ``J_pi``:
+    """Prove the squared loss is a pairwise energy in the circuit couplings ``J_pi``::
 
         1/2 sum_mu (y_mu - f(x_mu))^2 = 1/2 sum_mu y_mu^2 - sum_pi J_pi h_pi
                                         + 1/2 sum_{pi,pi'} J_pi J_pi' C_{pi pi'},
@@ -768,7 +768,7 @@ def absolute_contribution_mass(weights: Sequence[torch.Tensor], x: torch.Tensor)
 def circuit_magnetisation(
     weights: Sequence[torch.Tensor], X: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
-    """Circuit magnetisation: the contribution-weighted mean label alignment of circuits,
+    """Circuit magnetisation: the contribution-weighted mean label alignment of circuits::
 
         m = sum_{mu, pi} y_mu c_{mu pi} / sum_{mu, pi} |y_mu c_{mu pi}|,
         c_{mu pi} = x_{mu, i_0} J_pi S_pi(x_mu),

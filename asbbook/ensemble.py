@@ -242,22 +242,39 @@ def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.bmm(a.expand(2, -1, -1), b.expand(2, -1, -1))[:1]
 
 
+def _sub_lr_outer_(w: torch.Tensor, delta: torch.Tensor, h: torch.Tensor, lr: float) -> None:
+    """``W <- W - lr delta^T h`` as one ``baddbmm`` (the gradient-descent update fused into the
+    weight-gradient matmul); a batch of one again goes through a batch of two."""
+    if w.shape[0] != 1:
+        w.baddbmm_(delta.transpose(1, 2), h, alpha=-lr)
+        return
+    pair = [t.expand(2, -1, -1) for t in (w, delta.transpose(1, 2), h)]
+    w.copy_(torch.baddbmm(*pair, alpha=-lr)[:1])
+
+
+def _gate_(delta: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``delta * 1[h > 0]`` in place, by ReLU's own backward kernel (``threshold_backward``)."""
+    return torch.ops.aten.threshold_backward.grad_input(delta, h, 0, grad_input=delta)
+
+
 def batched_forward(
-    weights: Sequence[torch.Tensor], X: torch.Tensor
+    weights: Sequence[torch.Tensor], X: torch.Tensor, *, keep_preactivations: bool = True
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Pre-activations and layer inputs of a stacked group.
 
     ``weights[l-1]`` is ``(K, n_l, n_{l-1})``, ``X`` is ``(P, n_0)`` (shared). Returns
     ``zs = [z^1, ..., z^L]`` each ``(K, P, n_l)`` and ``hs = [h^0, ..., h^{L-1}]`` (``h^0`` is
-    ``X`` expanded to ``(K, P, n_0)`` without a copy; ``h^l = relu(z^l)``).
+    ``X`` expanded to ``(K, P, n_0)`` without a copy; ``h^l = relu(z^l)``). Without
+    ``keep_preactivations`` the ReLU is applied in place and ``zs`` holds only ``z^L``.
     """
     h = X.expand(weights[0].shape[0], -1, -1)
     zs, hs = [], [h]
     for layer, w in enumerate(weights):
         z = _bmm(h, w.transpose(1, 2))
-        zs.append(z)
+        if layer == len(weights) - 1 or keep_preactivations:
+            zs.append(z)
         if layer < len(weights) - 1:
-            h = torch.relu(z)
+            h = torch.relu(z) if keep_preactivations else z.relu_()
             hs.append(h)
     return zs, hs
 
@@ -296,9 +313,20 @@ def batched_backward(
     for layer in range(len(weights) - 1, -1, -1):
         grads[layer] = _bmm(delta.transpose(1, 2), hs[layer])
         if layer > 0:
-            delta = _bmm(delta, weights[layer])
-            delta.mul_(hs[layer] > 0)
+            delta = _gate_(_bmm(delta, weights[layer]), hs[layer])
     return grads
+
+
+def _gd_step_(
+    weights: Sequence[torch.Tensor], hs: Sequence[torch.Tensor], grad_f: torch.Tensor, lr: float
+) -> None:
+    """One gradient-descent step in place, ``W^l <- W^l - lr delta^l^T h^{l-1}``, fused with the
+    backward pass of :func:`batched_backward` (``delta^{l-1}`` is taken before ``W^l`` moves)."""
+    delta = grad_f.unsqueeze(-1)
+    for layer in range(len(weights) - 1, -1, -1):
+        below = _gate_(_bmm(delta, weights[layer]), hs[layer]) if layer > 0 else None
+        _sub_lr_outer_(weights[layer], delta, hs[layer], lr)
+        delta = below
 
 
 def batched_gradients(
@@ -425,8 +453,8 @@ class _Evaluation:
         return self.zs[-1][..., 0]
 
 
-def _evaluate(weights, X, y, loss: str) -> _Evaluation:
-    zs, hs = batched_forward(weights, X)
+def _evaluate(weights, X, y, loss: str, keep_preactivations: bool) -> _Evaluation:
+    zs, hs = batched_forward(weights, X, keep_preactivations=keep_preactivations)
     f = zs[-1][..., 0]
     value, grad_f = loss_and_output_grad(f, y, loss)
     n_unsat = (y * f < 1).sum(dim=-1)
@@ -455,14 +483,16 @@ class _Group:
         if self.moments is not None:
             self.moments = tuple([s.index_select(0, index) for s in ss] for ss in self.moments)
 
-    def update(self, grads: list[torch.Tensor], lr: float, betas, eps: float) -> None:
+    def update(self, hs, grad_f, lr: float, betas, eps: float) -> None:
+        """Gradient descent (fused with backpropagation) or Adam on the stacked weights."""
         self.t += 1
+        if self.moments is None:
+            _gd_step_(self.weights, hs, grad_f, lr)
+            return
+        grads = batched_backward(self.weights, hs, grad_f)
         for layer, g in enumerate(grads):
-            if self.moments is None:
-                self.weights[layer].sub_(g.mul_(lr))
-            else:
-                m, v = self.moments[0][layer], self.moments[1][layer]
-                self.weights[layer].sub_(_adam_step(g, m, v, self.t, lr, betas, eps))
+            m, v = self.moments[0][layer], self.moments[1][layer]
+            self.weights[layer].sub_(_adam_step(g, m, v, self.t, lr, betas, eps))
 
 
 def _adam_step(g, m, v, t: int, lr: float, betas, eps: float) -> torch.Tensor:
@@ -617,7 +647,7 @@ def _make_groups(members, seed, dtype, device, optimizer) -> list[_Group]:
 
 def _advance(group: _Group, X, y, t: int, *, config, outcome, recorder) -> None:
     """One step of one group: evaluate at ``W_t``, record, retire finished members, update."""
-    ev = _evaluate(group.weights, X, y, config["loss"])
+    ev = _evaluate(group.weights, X, y, config["loss"], keep_preactivations=recorder is not None)
     last = t == config["steps"]
     if last:
         finished = torch.arange(len(group.ids), device=ev.loss.device)
@@ -635,8 +665,7 @@ def _advance(group: _Group, X, y, t: int, *, config, outcome, recorder) -> None:
         group.keep(keep)
         ev.hs = [X.expand(len(keep), -1, -1)] + [h.index_select(0, keep) for h in ev.hs[1:]]
         ev.grad_f = ev.grad_f.index_select(0, keep)
-    grads = batched_backward(group.weights, ev.hs, ev.grad_f)
-    group.update(grads, config["lr"], config["betas"], config["eps"])
+    group.update(ev.hs, ev.grad_f, config["lr"], config["betas"], config["eps"])
 
 
 def train_ensemble(

@@ -141,14 +141,19 @@ def execute_chapter(
 
 
 def glued_values(notebook: Path) -> dict[str, str]:
-    """The values a chapter glued (myst-nb ``glue``), as their ``text/plain`` representations."""
+    """The values a chapter glued (myst-nb ``glue``), as their ``text/plain`` representations.
+
+    myst-nb stores a glued value under ``<mime_prefix>text/plain`` (the prefix is recorded in the
+    output's ``scrapbook`` metadata, ``application/papermill.record/`` for ``display=False``).
+    """
     nb = nbformat.read(notebook, as_version=4)
     values = {}
     for cell in nb.cells:
         for out in cell.get("outputs", []):
-            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name is not None:
-                values[name] = out.get("data", {}).get("text/plain", "")
+            record = out.get("metadata", {}).get("scrapbook", {})
+            if "name" in record:
+                key = f"{record.get('mime_prefix', '')}text/plain"
+                values[record["name"]] = out.get("data", {})[key]
     return values
 
 

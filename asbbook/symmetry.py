@@ -38,6 +38,7 @@ __all__ = [
     "Estimate",
     "permute_hidden",
     "rescale_unit",
+    "path_couplings",
     "preactivation_variance",
     "second_moment",
     "layer_second_moments",
@@ -46,6 +47,8 @@ __all__ = [
     "binary_entropy_bits",
     "gate_entropy_bits",
     "gate_reservoir_bits",
+    "class_open_fractions",
+    "gate_label_information_bits",
     "label_alignment",
     "mean_with_stderr",
     "symmetric_expectation",
@@ -165,6 +168,42 @@ def rescale_unit(
     return new
 
 
+def path_couplings(weights: Sequence[torch.Tensor], paths) -> torch.Tensor:
+    """Couplings ``J_pi = prod_{l=1}^{L} W^l_{i_l i_{l-1}}`` of the given circuits only (no
+    enumeration of all ``n_0 n_1 ... n_L`` circuits).
+
+    ``paths`` is an integer array ``(M, L + 1)`` of 0-based circuits ``(i_0, ..., i_L)``;
+    ``weights`` may carry leading ensemble dimensions ``(..., n_l, n_{l-1})``. Returns
+    ``(..., M)``. Under :func:`rescale_unit` a circuit through the rescaled unit picks up
+    ``c * (1/c)``, so its coupling is unchanged (up to round-off).
+    """
+    weights = _check_weight_chain(weights)
+    if isinstance(paths, torch.Tensor):
+        bad = paths.dtype == torch.bool or paths.is_floating_point() or paths.is_complex()
+    else:
+        paths = np.asarray(paths)
+        bad = paths.dtype.kind not in "iu"
+    if bad:
+        raise ValueError("paths must hold integer unit indices")
+    idx = torch.as_tensor(paths, dtype=torch.long)
+    depth = len(weights)
+    if idx.ndim != 2 or idx.shape[1] != depth + 1:
+        raise ValueError(
+            f"paths must be shaped (M, L + 1) = (M, {depth + 1}), got {tuple(idx.shape)}"
+        )
+    widths = [weights[0].shape[-1]] + [w.shape[-2] for w in weights]
+    for k, n in enumerate(widths):
+        if idx.shape[0] and (int(idx[:, k].min()) < 0 or int(idx[:, k].max()) >= n):
+            raise ValueError(f"paths[:, {k}] must lie in 0..{n - 1}")
+    out = None
+    for layer, w in enumerate(weights):
+        rows = idx[:, layer + 1].to(w.device)
+        cols = idx[:, layer].to(w.device)
+        factor = w[..., rows, cols]
+        out = factor if out is None else out * factor
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Invariance of variance: theory
 # --------------------------------------------------------------------------------------------
@@ -261,6 +300,52 @@ def gate_reservoir_bits(z: torch.Tensor) -> torch.Tensor:
     """The summed variant ``sum_i H_2(p_i)`` in bits, ``(..., P, n) -> (...)``: the number of
     gate bits a layer still leaves undecided over the data (chapter 5's "reservoir")."""
     return binary_entropy_bits(open_fraction(z)).sum(dim=-1)
+
+
+def _check_binary_labels(y, z: torch.Tensor) -> torch.Tensor:
+    y = torch.as_tensor(y, device=z.device)
+    if y.ndim != 1 or y.shape[0] != z.shape[-2]:
+        raise ValueError(
+            f"y must be a vector of P = {z.shape[-2]} labels, got shape {tuple(y.shape)}"
+        )
+    if not bool(torch.all((y == 1) | (y == -1))):
+        raise ValueError("y must hold labels in {-1, +1}")
+    if bool(torch.all(y == 1)) or bool(torch.all(y == -1)):
+        raise ValueError("y must contain both labels, +1 and -1")
+    return y
+
+
+def class_open_fractions(z: torch.Tensor, y) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each unit's open fraction on the patterns of each class,
+    ``p^+_i = mean_{mu: y_mu = +1} 1[z_{mu i} > 0]`` and ``p^-_i`` likewise for ``y_mu = -1``:
+    ``(..., P, n)`` with labels ``y`` ``(P,)`` in ``{-1, +1}`` (both present) -> two ``(..., n)``.
+    The unconditional open fraction is ``p_i = pi_+ p^+_i + pi_- p^-_i`` with the class
+    frequencies ``pi_+-``. Flipping row ``i`` of ``W^l`` swaps open and closed, so over the initial
+    ensemble ``p^+_i - p^-_i`` is symmetric about 0: a unit has no preferred class."""
+    z = _check_layer_tensor(z)
+    y = _check_binary_labels(y, z)
+    return open_fraction(z[..., y == 1, :]), open_fraction(z[..., y == -1, :])
+
+
+def gate_label_information_bits(z: torch.Tensor, y) -> torch.Tensor:
+    """Mean over units of the mutual information between a unit's gate and the label, in bits,
+    under the empirical distribution of the ``P`` patterns: ``(..., P, n) -> (...)``.
+
+    ``I(g_i; y) = H_2(p_i) - pi_+ H_2(p^+_i) - pi_- H_2(p^-_i)`` (Cover & Thomas 2006, eq. 2.39
+    with ``I = H(g) - H(g | y)``), with ``p^+-_i`` from :func:`class_open_fractions` and ``pi_+-``
+    the class frequencies. ``0 <= I <= min(H_2(p_i), H_2(pi_+))`` (concavity of ``H_2``; tiny
+    negative round-off is clipped to 0); ``I = 0`` when a unit opens equally often on both
+    classes, ``I = H_2(pi_+)`` when its gate is the label. Unchanged by swapping open and closed
+    or the two labels. How much the gates of a layer "know" the labels: the order parameter of
+    the book's reading of symmetry breaking under training (chapter 3)."""
+    z = _check_layer_tensor(z)
+    y = _check_binary_labels(y, z)
+    p_pos, p_neg = class_open_fractions(z, y)
+    pi_pos = float((y == 1).to(torch.float64).mean())
+    p = open_fraction(z)
+    h = binary_entropy_bits
+    info = h(p) - pi_pos * h(p_pos) - (1.0 - pi_pos) * h(p_neg)
+    return info.clamp_min(0.0).mean(dim=-1)
 
 
 def label_alignment(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

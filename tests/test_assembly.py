@@ -299,3 +299,56 @@ def test_last_linear_layer(x16):
     # E[mean z^2 of the last layer / r^0] = sigma^2 = 2 under He initialisation
     mean = assembly.mean_with_stderr(torch.exp(ratio))
     assert abs(float(mean.value) - 2) < 4 * float(mean.stderr)
+
+
+# ------------------------------------------------------------------------------------------
+# chunked sampling
+# ------------------------------------------------------------------------------------------
+
+
+def test_sample_reduced_matches_the_ensemble_and_the_member_networks(x16):
+    from asbbook import ensemble, nets
+
+    x = x16[None, :]  # (P = 1, n_0 = 16)
+    widths, k = (16, 8, 8), 7
+    whole = ensemble.sample_ensemble(x, widths=widths, n_members=k, seed=3)
+    # 16*8 + 8*8 = 192 weights per member: max_weights = 400 gives chunks of 2, 2, 2, 1
+    chunked = assembly.sample_reduced(
+        x, widths, k, lambda zs: torch.stack([z[:, 0, :] for z in zs], 1), seed=3, max_weights=400
+    )
+    assert chunked.shape == (k, 2, 8)
+    torch.testing.assert_close(chunked, torch.stack([z[:, 0, :] for z in whole], 1))
+    # row 5 is member 5's own network, evaluated without the ensemble engine
+    spec = ensemble.member_specs(widths, k)[5]
+    zs = nets.preactivations(ensemble.member_weights(spec, 3), x)
+    torch.testing.assert_close(chunked[5], torch.cat(zs))
+    # dict reductions; a prefix of a larger run is the smaller run; other seeds differ
+    both = assembly.sample_reduced(
+        x,
+        widths,
+        k + 5,
+        lambda zs: {"ratio": assembly.log_norm_ratio(zs, x), "z1": zs[0]},
+        seed=3,
+        max_weights=1000,
+    )
+    assert set(both) == {"ratio", "z1"} and both["ratio"].shape == (k + 5, 1)
+    torch.testing.assert_close(both["z1"][:k], whole[0])
+    other = assembly.sample_reduced(x, widths, k, lambda zs: zs[0], seed=4)
+    assert not torch.allclose(other, whole[0])
+
+
+def test_sample_reduced_rejects_bad_input(x16):
+    x = x16[None, :]
+    for n_members, max_weights in ((0, 100), (2.5, 100), (3, 0), (True, 100)):
+        with pytest.raises(ValueError):
+            assembly.sample_reduced(
+                x, (16, 4), n_members, lambda zs: zs[0], max_weights=max_weights
+            )
+    with pytest.raises(ValueError, match="leading dimension"):
+        assembly.sample_reduced(x, (16, 4), 3, lambda zs: zs[0][0])
+    with pytest.raises(ValueError, match="leading dimension"):
+        assembly.sample_reduced(x, (16, 4), 3, lambda zs: {"z": zs[0], "bad": 1.0})
+    with pytest.raises(ValueError, match="callable"):
+        assembly.sample_reduced(x, (16, 4), 3, None)
+    with pytest.raises(ValueError):
+        assembly.sample_reduced(x, (16, 0), 3, lambda zs: zs[0])

@@ -18,7 +18,9 @@ def test_every_toc_chapter_executes_without_error_outputs(executed_book, root):
         executed = executed_book["stage"] / chapter.relative_to(root)
         assert executed.is_file(), f"{chapter.name} was not executed"
         assert notebooks.error_outputs(executed) == [], chapter.name
-        assert notebooks.glued_values(executed), f"{chapter.name} glues no numbers into its prose"
+        glued = notebooks.glued_values(executed)
+        assert glued, f"{chapter.name} glues no numbers into its prose"
+        assert all(value.strip() for value in glued.values()), f"{chapter.name}: empty glued value"
 
 
 def test_book_builds_from_executed_copies_with_no_warnings(built_html, root):
@@ -89,4 +91,5 @@ def test_chapter_one_is_deterministic(executed_book, root, tmp_path):
     first = notebooks.glued_values(executed_book["stage"] / "book" / chapter.name)
     second = notebooks.glued_values(again)
     assert len(first) > 10
+    assert all(value.strip() for value in first.values()), "glued values must not be empty"
     assert first == second

@@ -481,3 +481,87 @@ def test_gate_entropy_rejects_bad_input():
         capacity.gate_entropy_bits(W, torch.tensor([[1.0, float("nan")]]))
     with pytest.raises(ValueError):
         capacity.gate_entropy_bits([], torch.ones(4, 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# Deep-net sweep cells
+# ---------------------------------------------------------------------------------------------
+
+
+def test_width_ladder():
+    ladder = capacity.width_ladder(8, 2, 20, 400, 8)
+    counts = [nets.parameter_count((8, *h, 1)) for h in ladder]
+    assert all(len(h) == 1 for h in ladder)
+    assert counts == sorted(set(counts))  # strictly increasing
+    assert 0.5 * 20 <= counts[0] <= 2 * 20 and 0.5 * 400 <= counts[-1] <= 1.5 * 400
+    deep = capacity.width_ladder(8, 4, 50, 2000, 10)
+    assert all(len(h) == 3 and len(set(h)) == 1 for h in deep)
+    dcounts = [nets.parameter_count((8, *h, 1)) for h in deep]
+    ratios = np.diff(np.log(dcounts))
+    assert np.all(ratios > 0) and ratios.max() < 4 * np.log(2000 / 50) / 9
+    with pytest.raises(ValueError):
+        capacity.width_ladder(8, 1, 10, 100, 5)
+    with pytest.raises(ValueError):
+        capacity.width_ladder(8, 2, 100, 10, 5)
+
+
+def _cell_point(**kw):
+    point = dict(
+        dataset="gaussian",
+        P=12,
+        n_inputs=4,
+        data_seed=1,
+        hidden=[[1], [16]],
+        n_init=2,
+        seed=0,
+        optimizer="adam",
+        lr=0.02,
+        steps=600,
+        torch_threads=1,
+    )
+    point.update(kw)
+    return point
+
+
+def test_random_label_cell_and_aggregation():
+    threads = torch.get_num_threads()
+    a = capacity.random_label_cell(_cell_point())
+    assert torch.get_num_threads() == threads  # the thread setting is scoped
+    b = capacity.random_label_cell(_cell_point(data_seed=2))
+    assert a["n_params"] == [nets.parameter_count((4, 1, 1)), nets.parameter_count((4, 16, 1))]
+    # one hidden unit cannot fit 12 random labels in 4-D (a linear unit fits at most ~8);
+    # 16 units (96 parameters) can
+    assert not any(a["converged"][0]) and all(a["converged"][1])
+    assert capacity.random_label_cell(_cell_point()) == a  # seeded
+    col = capacity.aggregate_cells([a, b])
+    assert col.n_runs == 4
+    np.testing.assert_allclose(
+        col.fraction, np.mean(np.r_[a["converged"], b["converged"]].reshape(2, 2, 2), axis=(0, 2))
+    )
+    # gate entropy at init: at most one bit per hidden unit, and about one for the first layer
+    assert np.all(col.gate_entropy <= np.array([1, 16]) + 1e-12)
+    assert col.gate_entropy[1] > 0.8 * 16
+    assert np.isnan(col.median_steps[0]) and col.median_steps[1] > 0
+    # the cell's data are the seeded Gaussian patterns with +-1 labels
+    X, y = capacity.cell_data(_cell_point())
+    assert X.shape == (12, 4) and set(y.tolist()) <= {-1.0, 1.0}
+
+
+def test_cell_data_digits_and_bad_points():
+    Xt, yt = capacity.cell_data(_cell_point(dataset="digits", P=50))
+    Xs, ys = capacity.cell_data(_cell_point(dataset="digits_shuffled", P=50))
+    assert Xt.shape == (50, 64) and torch.equal(Xt, Xs)
+    assert not torch.equal(yt, ys) and sorted(yt.tolist()) == sorted(ys.tolist())
+    with pytest.raises(ValueError):
+        capacity.cell_data(_cell_point(dataset="mnist"))
+    with pytest.raises(ValueError):
+        capacity.random_label_cell(_cell_point(hidden=[]))
+    with pytest.raises(ValueError):
+        capacity.aggregate_cells([])
+    with pytest.raises(ValueError):
+        capacity.aggregate_cells(
+            [
+                {"n_params": [1], "converged": [[True]], "steps": [[1]], "gate_entropy": [[1.0]]},
+                {"n_params": [2], "converged": [[True]], "steps": [[1]], "gate_entropy": [[1.0]]},
+            ]
+        )

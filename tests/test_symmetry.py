@@ -415,3 +415,94 @@ def test_mean_with_stderr():
     assert float(est.stderr) == pytest.approx(math.sqrt(5 / 3) / 2)
     with pytest.raises(ValueError):
         symmetry.mean_with_stderr(torch.tensor([1.0]))
+
+
+def _h2(p):
+    return 0.0 if p in (0.0, 1.0) else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+
+def test_class_open_fractions_and_gate_label_information():
+    y = torch.tensor([1.0, 1.0, 1.0, -1.0], dtype=torch.float64)  # pi_+ = 3/4
+    # unit 0: the gate is the label; unit 1: open on patterns 0, 1, 3 (p+ = 2/3, p- = 1);
+    # unit 2: always open (no information)
+    z = torch.tensor(
+        [[1.0, 2.0, 1.0], [3.0, 1.0, 2.0], [0.5, -1.0, 3.0], [-2.0, 4.0, 1.0]], dtype=torch.float64
+    )
+    p_pos, p_neg = symmetry.class_open_fractions(z, y)
+    torch.testing.assert_close(p_pos, torch.tensor([1.0, 2 / 3, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(p_neg, torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64))
+    per_unit = [_h2(0.75), _h2(0.75) - 0.75 * _h2(2 / 3), 0.0]
+    expected = sum(per_unit) / 3
+    assert float(symmetry.gate_label_information_bits(z, y)) == pytest.approx(expected, rel=1e-12)
+    # swapping open/closed or the labels leaves it unchanged (no z is exactly 0 here)
+    assert float(symmetry.gate_label_information_bits(-z, y)) == pytest.approx(expected)
+    assert float(symmetry.gate_label_information_bits(z, -y)) == pytest.approx(expected)
+    # balanced labels and a gate equal to the label: exactly 1 bit; equal class fractions: 0
+    yb = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64)
+    assert float(symmetry.gate_label_information_bits(yb[:, None], yb)) == pytest.approx(1.0)
+    same = torch.tensor([[1.0], [1.0], [-1.0], [-1.0]], dtype=torch.float64)  # p+ = p- = 1/2
+    assert float(symmetry.gate_label_information_bits(same, yb)) == 0.0
+
+
+def test_gate_label_information_batched_and_bounded():
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(5, 40, 7, generator=gen, dtype=torch.float64) + 0.3
+    y = torch.where(torch.rand(40, generator=gen) < 0.3, 1.0, -1.0).to(torch.float64)
+    batched = symmetry.gate_label_information_bits(z, y)
+    assert batched.shape == (5,)
+    for k in range(5):
+        assert float(batched[k]) == pytest.approx(
+            float(symmetry.gate_label_information_bits(z[k], y))
+        )
+    h_y = _h2(float((y == 1).to(torch.float64).mean()))
+    assert bool(torch.all(batched > 0)) and bool(torch.all(batched <= h_y))
+    # a label-dependent shift makes the gates informative
+    shifted = z + 2.0 * y[:, None]
+    assert bool(torch.all(symmetry.gate_label_information_bits(shifted, y) > batched))
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        torch.tensor([1.0, 0.0, 1.0, -1.0]),
+        torch.tensor([1.0, 1.0, 1.0, 1.0]),
+        torch.tensor([1.0, -1.0, 1.0]),
+    ],
+)
+def test_gate_label_information_rejects_bad_labels(y):
+    z = torch.ones(4, 2, dtype=torch.float64)
+    with pytest.raises(ValueError):
+        symmetry.gate_label_information_bits(z, y)
+    with pytest.raises(ValueError):
+        symmetry.class_open_fractions(z, y)
+
+
+def test_path_couplings_match_enumeration_and_survive_rescaling():
+    weights, _ = _tiny_net((3, 4, 3, 1), seed=5)
+    paths = _paths(weights)
+    enumerated = [math.prod(float(w[p[k + 1], p[k]]) for k, w in enumerate(weights)) for p in paths]
+    got = symmetry.path_couplings(weights, paths)
+    torch.testing.assert_close(got, torch.tensor(enumerated, dtype=torch.float64), **TIGHT)
+    stacked = [torch.stack([w, -w]) for w in weights]  # (2, n_l, n_{l-1}); L = 3 flips: J -> -J
+    batched = symmetry.path_couplings(stacked, np.array(paths))
+    assert batched.shape == (2, len(paths))
+    torch.testing.assert_close(batched[1], -got, **TIGHT)
+    through = [p for p in paths if p[2] == 1]  # circuits through unit 1 of hidden layer 2
+    rescaled = symmetry.rescale_unit(weights, 2, 1, 7.5)
+    torch.testing.assert_close(
+        symmetry.path_couplings(rescaled, through), symmetry.path_couplings(weights, through)
+    )
+    untouched = symmetry.rescale_unit(weights, 2, 1, 7.5)
+    untouched[1] = weights[1]  # rescale only the out-weights: couplings through the unit change
+    assert not torch.allclose(
+        symmetry.path_couplings(untouched, through), symmetry.path_couplings(weights, through)
+    )
+
+
+@pytest.mark.parametrize(
+    "paths", [[[0, 0, 0]], [[0, 0, 0, 1]], [[0, 4, 0, 0]], [[0.0, 0.0, 0.0, 0.0]], [[-1, 0, 0, 0]]]
+)
+def test_path_couplings_reject_bad_paths(paths):
+    weights, _ = _tiny_net((3, 4, 3, 1))
+    with pytest.raises(ValueError):
+        symmetry.path_couplings(weights, paths)
