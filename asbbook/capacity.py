@@ -77,6 +77,13 @@ def derive_cover_recursion(grid: int = 40) -> CoverDerivation:
     2. its ``k = 0`` term is ``binom(P-1, -1) = 0``, and the shift ``k = j + 1`` turns
        ``2 sum_{k=1}^{N-1} binom(P-1, k-1)`` into ``2 sum_{j=0}^{N-2} binom(P-1, j) = C(P, N-1)``.
 
+    The recursion itself is Cover's geometric argument (Cover 1965): a dichotomy of the first
+    ``P`` points extends to two dichotomies of ``P + 1`` points exactly when one of its
+    separators can be made to pass through the new point, and those are counted by the
+    ``C(P, N-1)`` dichotomies of the points projected onto the hyperplane orthogonal to it.
+    ``tests/test_capacity.py`` checks the resulting count independently, by enumerating the
+    dichotomies of random points with the LP of :func:`is_linearly_separable`.
+
     Boundary conditions (general position, separators through the origin): one non-zero point
     gets either label (``w = +-x``), so ``C(1, N) = 2``; on the line (``N = 1``) ``sign(w x)`` has
     only the two sign choices of ``w``, so ``C(P, 1) = 2``; ``C(P, 0) = 0`` (the empty sum) is the

@@ -18,17 +18,20 @@ Losses (mean over the ``P`` examples, per member):
   ``dloss/df_mu = -y_mu 1[y_mu f_mu < 1] / P``;
 * ``"squared"``: ``mean_mu (y_mu - f_mu)^2 / 2``, ``dloss/df_mu = (f_mu - y_mu) / P``.
 
-Optimisers: full-batch gradient descent ``W <- W - lr g`` and Adam (Kingma & Ba 2015, in the
-form of ``torch.optim.Adam``: ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) g^2``,
-``W <- W - lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps)``), elementwise, so per member.
+Optimisers: full-batch gradient descent ``W <- W - lr g`` (fused into the weight-gradient
+matmul, ``W.baddbmm_(delta^T, h, alpha=-lr)``, so it costs no extra pass over memory) and Adam
+(Kingma & Ba 2015, in the form of ``torch.optim.Adam``: ``m <- b1 m + (1-b1) g``,
+``v <- b2 v + (1-b2) g^2``, ``W <- W - lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps)``),
+elementwise, so per member.
 
 Reproducibility contract: a member's initial weights come from its own ``torch.Generator``
 seeded by :func:`member_seed` (a hash of the base seed and the member's own configuration), and
 its trajectory does not depend on which other members share the batch. Three implementation
-choices make that hold bitwise on the CPU: (i) a batch of one is computed as a batch of two
-identical copies (MKL's ``bmm`` takes a different, differently-rounded path for a single
-matrix); (ii) only single IEEE operations are used elementwise (no ``alpha=``, ``addcmul``,
-``lerp``, whose vectorised and scalar-tail paths may round differently under FMA);
+choices make that hold bitwise on the CPU (tested): (i) a batch of one is computed as a batch of
+two identical copies (MKL's ``bmm`` routes a single matrix to ``mm``, which rounds differently;
+batches of two or more give every matrix the same result); (ii) elementwise, only single IEEE
+operations are used (no ``alpha=``, ``addcmul``, ``lerp``, whose vectorised and scalar-tail
+paths may round differently under FMA, and a member's elements may sit in either);
 (iii) members that stop are removed from their group, never masked.
 """
 
