@@ -21,8 +21,10 @@ at ``alpha = P/N = 2`` as ``N -> infinity`` -- 2 patterns (bits) per weight (Gar
 
 The module holds the sympy derivations (each ends in assertions) and their numerical
 counterparts: exact counts, a stable realisable fraction, an exact separability test by linear
-programming (scipy/HiGHS), batched hinge-loss gradient descent on a linear model (torch), and the
-analysis helpers of the chapter's phase diagrams (transition points and their linear fit).
+programming (scipy/HiGHS), batched hinge-loss gradient descent on a linear model (torch), the
+sweep cell that trains deep ReLU nets on random or true labels (through ``asbbook.ensemble``),
+the book's reservoir measure (gate entropy at initialisation, in bits) and the analysis helpers
+of the chapter's phase diagrams (transition points and the transition line).
 """
 
 from __future__ import annotations
@@ -583,9 +585,10 @@ def perceptron_hinge_training(
     With ``check_separable`` the LP verdict on the same data is returned too.
     """
     P, N = _as_count("P", P), _as_count("N", N)
-    n_trials, max_steps = _as_count("n_trials", n_trials), operator.index(max_steps)
-    if max_steps < 0:
-        raise ValueError(f"max_steps must be >= 0, got {max_steps}")
+    n_trials = _as_count("n_trials", n_trials)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int | np.integer) or max_steps < 0:
+        raise ValueError(f"max_steps must be an integer >= 0, got {max_steps!r}")
+    max_steps = int(max_steps)
     if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     dev = _resolve_device(device)
@@ -728,7 +731,8 @@ def transition_point(
     ``x``: grid values (e.g. parameter counts ``N``), ``fractions``: the measured fraction of
     runs succeeding (e.g. reaching zero hinge loss) at each, ``n_trials``: runs per point (a
     number or an array). The fraction must increase with ``x`` overall (as with ``N`` at fixed
-    ``P``; pass ``-x`` style data reversed otherwise) and straddle 1/2.
+    ``P``; for a fraction that falls with ``x``, such as separability against ``P``, pass
+    ``1 - fraction``, which crosses 1/2 at the same place) and straddle 1/2.
 
     * ``method="logistic"`` (default): binomial maximum likelihood of
       ``f(x) = sigmoid((ln x - ln x*) / s)``, Firth-penalised so that a perfectly sharp step
@@ -817,6 +821,14 @@ class TransitionLine:
     def predict(self, P):
         """``slope P + intercept``."""
         return self.slope * np.asarray(P, dtype=np.float64) + self.intercept
+
+    def predict_se(self, P):
+        """Standard error of :meth:`predict`: ``sqrt(v^T C v)`` with ``v = (P, 1)`` and ``C`` the
+        covariance of ``(slope, intercept)`` (for a held-out ``P``; add the measurement's own
+        error in quadrature when comparing with a measured transition)."""
+        P = np.asarray(P, dtype=np.float64)
+        c = self.covariance
+        return np.sqrt(P * P * c[0, 0] + 2 * P * c[0, 1] + c[1, 1])
 
 
 def fit_transition_line(P, x_star, x_star_se, *, through_origin: bool = False) -> TransitionLine:

@@ -255,6 +255,14 @@ def _sub_lr_outer_(w: torch.Tensor, delta: torch.Tensor, h: torch.Tensor, lr: fl
     w.copy_(torch.baddbmm(*pair, alpha=-lr)[:1])
 
 
+def _backprop(delta: torch.Tensor, w: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``delta^{l-1} = (delta^l W^l) * 1[h^{l-1} > 0]``. For ``n_l = 1`` (the output layer) the
+    product is an outer product, computed elementwise: each entry is one rounded product, as in
+    ``bmm``, without a matrix-multiply call."""
+    product = delta * w if delta.shape[-1] == 1 else _bmm(delta, w)
+    return _gate_(product, h)
+
+
 def _gate_(delta: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """``delta * 1[h > 0]`` in place, by ReLU's own backward kernel (``threshold_backward``)."""
     return torch.ops.aten.threshold_backward.grad_input(delta, h, 0, grad_input=delta)
@@ -316,7 +324,7 @@ def batched_backward(
     for layer in range(len(weights) - 1, -1, -1):
         grads[layer] = _bmm(delta.transpose(1, 2), hs[layer])
         if layer > 0:
-            delta = _gate_(_bmm(delta, weights[layer]), hs[layer])
+            delta = _backprop(delta, weights[layer], hs[layer])
     return grads
 
 
@@ -327,7 +335,7 @@ def _gd_step_(
     backward pass of :func:`batched_backward` (``delta^{l-1}`` is taken before ``W^l`` moves)."""
     delta = grad_f.unsqueeze(-1)
     for layer in range(len(weights) - 1, -1, -1):
-        below = _gate_(_bmm(delta, weights[layer]), hs[layer]) if layer > 0 else None
+        below = _backprop(delta, weights[layer], hs[layer]) if layer > 0 else None
         _sub_lr_outer_(weights[layer], delta, hs[layer], lr)
         delta = below
 

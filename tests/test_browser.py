@@ -82,6 +82,8 @@ def visit(browser, url: str) -> dict:
             broken_images: Array.from(document.images)
                 .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src),
             images: document.images.length,
+            tables: document.querySelectorAll('table').length,
+            raw_table_rows: (document.body.innerText.match(/^\|.*\|$/gm) || []).length,
             binder: document.querySelectorAll('a[href*="mybinder.org"]').length,
             colab: document.querySelectorAll('a[href*="colab.research.google.com"]').length,
             download_ipynb: document.querySelectorAll('a[href$=".ipynb"]').length,
@@ -108,6 +110,7 @@ def test_every_page_renders_math_images_and_no_console_errors(browser, server, b
         assert result["failed_requests"] == [], (rel, result["failed_requests"])
         assert result["broken_images"] == [], (rel, result["broken_images"])
         assert not result["raw_inline"] and not result["raw_display"], f"{rel}: untypeset math"
+        assert result["raw_table_rows"] == 0, f"{rel}: a Markdown table was rendered as plain text"
         if result["math_nodes"]:
             assert result["mjx"] > 0, (
                 f"{rel}: MathJax did not typeset {result['math_nodes']} math nodes"
@@ -121,6 +124,7 @@ def test_chapter_page_has_math_figures_launch_and_download_buttons(browser, serv
     result = visit(browser, f"{server}/book/01-boltzmann.html")
     assert result["mjx"] >= 10
     assert result["images"] >= 3
+    assert result["tables"] >= 1  # the asserted predicted-versus-measured table
     assert result["binder"] >= 1 and result["colab"] >= 1
     assert result["download_ipynb"] >= 1
 

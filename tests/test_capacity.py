@@ -308,6 +308,8 @@ def test_training_rejects_bad_arguments():
     with pytest.raises(ValueError):
         capacity.perceptron_hinge_training(3, 3, 2, max_steps=-1)
     with pytest.raises(ValueError):
+        capacity.perceptron_hinge_training(3, 3, 2, max_steps=2.5)
+    with pytest.raises(ValueError):
         capacity.separable_fraction(3, 3, 0)
 
 
@@ -394,6 +396,13 @@ def test_fit_transition_line_recovers_slope_and_coverage():
         hits_slope += abs(line.slope - 0.7) < 2 * line.slope_se
         hits_icpt += abs(line.intercept - 15) < 2 * line.intercept_se
     assert hits_slope > 170 and hits_icpt > 170
+    # the prediction error at a held-out P matches a direct Monte-Carlo of the refit
+    preds = []
+    for _ in range(300):
+        y = 0.7 * P + 15 + rng.normal(0, se)
+        preds.append(capacity.fit_transition_line(P, y, se).predict(192.0))
+    line = capacity.fit_transition_line(P, 0.7 * P + 15, se)
+    assert float(line.predict_se(192.0)) == pytest.approx(np.std(preds), rel=0.15)
     # through the origin, noise-free perceptron line N* = P/2: capacity 2 per parameter
     line = capacity.fit_transition_line(P, P / 2, np.ones_like(P), through_origin=True)
     assert line.slope == pytest.approx(0.5) and line.intercept == 0.0
