@@ -2,6 +2,7 @@
 
 ``asbbook list``                      the chapters and their parameters
 ``asbbook run CHAPTER -p NAME VALUE`` run one chapter with papermill (unknown names are refused)
+``asbbook sweep CHAPTER [--scheduler ADDRESS]``  run a chapter's sweeps into its cache (Dask optional)
 ``asbbook build [--smoke]``           execute every chapter and build the HTML (``make book``)
 ``asbbook strip``                     remove outputs from the committed notebooks
 """
@@ -98,6 +99,61 @@ def cmd_run(args, root: Path) -> int:
     return 0
 
 
+def default_values(declared: dict[str, dict]) -> dict:
+    """The parameters cell's defaults as Python values (papermill reports them as source text)."""
+    import ast
+
+    values = {}
+    for name, info in declared.items():
+        try:
+            values[name] = ast.literal_eval(str(info.get("default")))
+        except (ValueError, SyntaxError):
+            raise CliError(
+                f"cannot read the default of parameter {name!r}: {info.get('default')!r}"
+            ) from None
+    return values
+
+
+def chapter_sweep_provider(chapter: Path):
+    """The ``module:function`` a chapter names in ``metadata.asbbook.sweeps``, imported."""
+    import importlib
+
+    import nbformat
+
+    target = nbformat.read(chapter, as_version=4).metadata.get("asbbook", {}).get("sweeps")
+    if not target:
+        raise CliError(
+            f"chapter {chapter.stem!r} has no sweeps (metadata.asbbook.sweeps is not set)"
+        )
+    module_name, _, function_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def cmd_sweep(args, root: Path) -> int:
+    from asbbook import sweep
+
+    chapter = find_chapter(root, args.chapter)
+    provider = chapter_sweep_provider(chapter)
+    declared = notebooks.declared_parameters(chapter)
+    values = default_values(declared)
+    if args.smoke:
+        values.update(notebooks.smoke_parameters(chapter))
+    values.update(parse_parameters(args.parameter or [], declared))
+    specs = provider(values)
+    cache_dir = Path(args.cache_dir) if args.cache_dir else None
+    for spec in specs:
+        results = sweep.run_spec(
+            spec,
+            cache_dir=cache_dir,
+            executor="dask" if args.scheduler else args.executor,
+            scheduler=args.scheduler,
+            n_workers=args.n_workers,
+            progress=True,
+        )
+        print(f"{spec.name}: {len(results)} points cached")
+    return 0
+
+
 def cmd_build(args, root: Path) -> int:
     from asbbook import appendix
 
@@ -130,6 +186,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--smoke", action="store_true", help="start from the chapter's smoke parameters"
     )
+    sweep = sub.add_parser("sweep", help="run a chapter's parameter sweeps into its cache")
+    sweep.add_argument("chapter", help="chapter number, name or notebook path (e.g. 05)")
+    sweep.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"))
+    sweep.add_argument(
+        "--smoke", action="store_true", help="start from the chapter's smoke parameters"
+    )
+    sweep.add_argument(
+        "--executor",
+        choices=("inprocess", "processes", "dask"),
+        default="processes",
+        help="where points run",
+    )
+    sweep.add_argument("--scheduler", help="Dask scheduler address (implies --executor dask)")
+    sweep.add_argument("--n-workers", type=int, default=2, help="local worker processes")
+    sweep.add_argument(
+        "--cache-dir", help="cache root (default: $ASBBOOK_CACHE_DIR or ./.asbbook-cache)"
+    )
     build = sub.add_parser("build", help="execute every chapter and build the HTML book")
     build.add_argument("--smoke", action="store_true", help="use smoke-sized parameters")
     build.add_argument("--force", action="store_true", help="re-execute even up-to-date chapters")
@@ -141,7 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         root = notebooks.project_root()
-        handler = {"list": cmd_list, "run": cmd_run, "build": cmd_build, "strip": cmd_strip}
+        handler = {
+            "list": cmd_list,
+            "run": cmd_run,
+            "sweep": cmd_sweep,
+            "build": cmd_build,
+            "strip": cmd_strip,
+        }
         return handler[args.command](args, root)
     except (CliError, FileNotFoundError) as error:
         print(f"asbbook: error: {error}", file=sys.stderr)

@@ -50,6 +50,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -321,9 +322,26 @@ def _write_entry(path: Path, entry: dict) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _evaluate(fn: Callable, point: dict, check_version: bool = False) -> tuple[str, float, str]:
+def _limit_worker_threads(n_threads: int | None) -> None:
+    """A worker process is already one of ``n_workers`` per core: torch's own intra-op threads on
+    top of that oversubscribe the cores (measured here: 40x slower small matmuls under load)."""
+    if n_threads is None:
+        return
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a pinned dependency
+        return
+    if torch.get_num_threads() != n_threads:
+        torch.set_num_threads(n_threads)
+
+
+def _evaluate(
+    fn: Callable, point: dict, check_version: bool = False, worker_threads: int | None = None
+) -> tuple[str, float, str]:
     """Call ``fn(point)``; return the result as JSON text, the seconds taken and (if asked) the
-    worker's code version. The result is validated here so that bad values fail in the worker."""
+    worker's code version. The result is validated here so that bad values fail in the worker.
+    ``worker_threads`` (set by the process and Dask executors) caps torch's threads in the worker."""
+    _limit_worker_threads(worker_threads)
     start = time.perf_counter()
     result = fn(point)
     seconds = time.perf_counter() - start
@@ -383,7 +401,7 @@ def _run_inprocess(fn, todo):
 def _run_processes(fn, todo, n_workers):
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_evaluate, fn, point): (i, point) for i, point in todo}
+        futures = {pool.submit(_evaluate, fn, point, False, 1): (i, point) for i, point in todo}
         pending = set(futures)
         try:
             while pending:
@@ -423,7 +441,8 @@ def _run_dask(fn, todo, n_workers, scheduler, version):
         else:
             client = stack.enter_context(Client(scheduler))
         futures = {
-            client.submit(_evaluate, fn, point, True, pure=False): (i, point) for i, point in todo
+            client.submit(_evaluate, fn, point, True, 1, pure=False): (i, point)
+            for i, point in todo
         }
         remaining = set(futures)
         try:
@@ -572,3 +591,53 @@ def run_sweep(
                     results[i] = result
                     bar.update(1)
     return results
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter sweeps: what a notebook and `asbbook sweep` share
+# --------------------------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    """Where chapters cache their sweeps: ``$ASBBOOK_CACHE_DIR``, else ``./.asbbook-cache``."""
+    return Path(os.environ.get("ASBBOOK_CACHE_DIR") or ".asbbook-cache").resolve()
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """One named sweep of a chapter: a top-level ``fn``, its points and its data fingerprint.
+
+    A chapter exposes its sweeps as a function ``chapter_sweeps(parameters) -> list[SweepSpec]``
+    named in its notebook metadata (``metadata.asbbook.sweeps = "module:function"``). The notebook
+    runs them with :func:`run_spec`, and ``asbbook sweep CHAPTER`` runs the same specs (on a Dask
+    cluster with ``--scheduler``), so a sweep run from the command line warms the chapter's cache.
+    """
+
+    name: str
+    fn: Callable
+    points: list
+    data_fingerprint: str = ""
+
+
+def run_spec(
+    spec: SweepSpec,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    executor: str = "inprocess",
+    scheduler=None,
+    n_workers: int = 2,
+    progress: bool = True,
+) -> list[dict]:
+    """:func:`run_sweep` of one :class:`SweepSpec`, cached under ``cache_dir / spec.name``."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return run_sweep(
+        spec.fn,
+        spec.points,
+        cache_dir=root / spec.name,
+        data_fingerprint=spec.data_fingerprint,
+        executor=executor,
+        scheduler=scheduler or None,
+        n_workers=n_workers,
+        progress=progress,
+        desc=spec.name,
+    )

@@ -22,6 +22,8 @@ def executed_book(tmp_path_factory) -> dict:
     """Every chapter of ``_toc.yml`` executed by papermill with its smoke parameters, in fresh
     kernels, into a staged copy of the book (as ``make book`` does at full size)."""
     out = tmp_path_factory.mktemp("book")
+    # Sweeps start from an empty cache, so the smoke runs exercise the computation itself.
+    os.environ["ASBBOOK_CACHE_DIR"] = str(out / "cache")
     stage = out / "src"
     times = notebooks.execute_book(ROOT, stage, smoke=True, force=True, progress=False)
     appendix.write_generated_pages(ROOT, stage)

@@ -96,3 +96,10 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def report_torch_threads(point):
+    """How many intra-op threads torch uses where this point is computed."""
+    import torch
+
+    return {"threads": torch.get_num_threads(), "x": point["x"]}

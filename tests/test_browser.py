@@ -83,7 +83,7 @@ def visit(browser, url: str) -> dict:
                 .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src),
             images: document.images.length,
             tables: document.querySelectorAll('table').length,
-            raw_table_rows: (document.body.innerText.match(/^\|.*\|$/gm) || []).length,
+            raw_table_rows: (document.body.innerText.match(/^\\|.*\\|$/gm) || []).length,
             binder: document.querySelectorAll('a[href*="mybinder.org"]').length,
             colab: document.querySelectorAll('a[href*="colab.research.google.com"]').length,
             download_ipynb: document.querySelectorAll('a[href$=".ipynb"]').length,

@@ -12,7 +12,18 @@ from asbbook import cli, notebooks
 
 def test_unknown_parameter_is_refused_with_a_nonzero_exit(root, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "asbbook.cli", "run", "01", "-p", "betta", "8", "--out", str(tmp_path / "x.ipynb")],
+        [
+            sys.executable,
+            "-m",
+            "asbbook.cli",
+            "run",
+            "01",
+            "-p",
+            "betta",
+            "8",
+            "--out",
+            str(tmp_path / "x.ipynb"),
+        ],
         capture_output=True,
         text=True,
         cwd=root,
@@ -33,7 +44,9 @@ def test_bad_value_for_a_typed_parameter_is_refused(root):
 
 def test_values_are_coerced_to_the_declared_types(root):
     declared = notebooks.declared_parameters(root / "book" / "01-boltzmann.ipynb")
-    values = cli.parse_parameters([["beta", "8"], ["n_samples", "300"], ["device", "cpu"]], declared)
+    values = cli.parse_parameters(
+        [["beta", "8"], ["n_samples", "300"], ["device", "cpu"]], declared
+    )
     assert values == {"beta": 8.0, "n_samples": 300, "device": "cpu"}
     assert isinstance(values["beta"], float) and isinstance(values["n_samples"], int)
 

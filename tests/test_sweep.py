@@ -542,3 +542,29 @@ def test_dask_executor_connects_to_a_running_scheduler(tmp_path):
             )
             assert client.status == "running"  # a Client passed in is left open
     assert by_address == reference and by_client == reference
+
+
+def test_worker_processes_run_torch_single_threaded(tmp_path):
+    import sweep_worker
+
+    results = sweep.run_sweep(
+        sweep_worker.report_torch_threads,
+        sweep.grid(x=[1, 2]),
+        cache_dir=tmp_path,
+        executor="processes",
+        n_workers=2,
+        progress=False,
+    )
+    assert [r["threads"] for r in results] == [1, 1]
+
+
+def test_run_spec_caches_each_named_sweep_under_the_default_dir(tmp_path, monkeypatch):
+    import sweep_worker
+
+    monkeypatch.setenv("ASBBOOK_CACHE_DIR", str(tmp_path))
+    assert sweep.default_cache_dir() == tmp_path.resolve()
+    spec = sweep.SweepSpec("demo", sweep_worker.report_torch_threads, sweep.grid(x=[3]), "fp")
+    first = sweep.run_spec(spec, progress=False)
+    assert first[0]["x"] == 3
+    assert len(list((tmp_path / "demo").glob("*.json"))) == 1
+    assert sweep.run_spec(spec, progress=False) == first
