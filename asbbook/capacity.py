@@ -1129,3 +1129,332 @@ def aggregate_cells(results: list[dict]) -> PhaseColumn:
         gate_entropy_se=se,
         median_steps=med,
     )
+
+
+def depth_spread(x_star: dict, x_star_se: dict | None = None) -> tuple[float, float]:
+    """How far apart the transitions of different depths lie, for one control variable.
+
+    ``x_star`` maps each depth to its transitions ``x*`` at the same list of ``P`` (equal-length
+    sequences). The spread is the mean over ``P`` and over pairs of depths of
+    ``|ln x*_a - ln x*_b|`` (0 when the depths' transition lines coincide: a perfect collapse;
+    ``exp(spread) - 1`` is the typical relative gap). With ``x_star_se`` (same layout) the
+    standard error follows by the delta method, ``se(ln x*) = se / x*``, treating the transitions
+    as independent. Returns ``(spread, se)`` (``se`` is ``nan`` without ``x_star_se``).
+    """
+    depths = list(x_star)
+    if len(depths) < 2:
+        raise ValueError(f"need the transitions of at least two depths, got {depths}")
+    logs = {d: np.log(_as_1d(f"x_star[{d}]", x_star[d], positive=True)) for d in depths}
+    n_p = len(logs[depths[0]])
+    if any(len(v) != n_p for v in logs.values()):
+        raise ValueError("every depth needs its transitions at the same P values")
+    if x_star_se is not None:
+        rel = {
+            d: _as_1d(f"x_star_se[{d}]", x_star_se[d], positive=True) / np.exp(logs[d])
+            for d in depths
+        }
+        if any(len(v) != n_p for v in rel.values()):
+            raise ValueError("x_star_se must have the layout of x_star")
+    gaps, variances = [], []
+    for i, a in enumerate(depths):
+        for b in depths[i + 1 :]:
+            diff = logs[a] - logs[b]
+            gaps.append(np.abs(diff))
+            if x_star_se is not None:
+                variances.append(rel[a] ** 2 + rel[b] ** 2)
+    gaps = np.concatenate(gaps)
+    spread = float(gaps.mean())
+    if x_star_se is None:
+        return spread, math.nan
+    # d|u|/du = sign(u): each gap contributes its variance; the depths' x* at one P enter every
+    # pair they belong to, so for more than two depths this ignores the pairs' correlation.
+    return spread, float(math.sqrt(np.concatenate(variances).sum()) / len(gaps))
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's sweeps (shared by the notebook and `asbbook sweep 05`)
+# ---------------------------------------------------------------------------------------------
+
+
+def separability_cell(point: dict) -> dict:
+    """One ``(P, N)`` point of the perceptron experiment, a top-level function for
+    ``asbbook.sweep``: the exact LP verdict (:func:`is_linearly_separable`) on each of the
+    ``n_trials`` datasets ``trial_patterns(P, N, t, seed=seed)``, ``t = 0 .. n_trials - 1``.
+
+    ``point`` keys: ``P``, ``N``, ``n_trials``, ``seed``. Returns ``{"separable": [bool, ...]}``;
+    the mean is the Monte-Carlo estimate of Cover's fraction ``C(P, N) / 2^P``.
+    """
+    P, N = _as_count("P", point["P"]), _as_count("N", point["N"])
+    n_trials, seed = _as_count("n_trials", point["n_trials"]), operator.index(point["seed"])
+    verdicts = []
+    for t in range(n_trials):
+        X, y = trial_patterns(P, N, t, seed=seed)
+        verdicts.append(is_linearly_separable(X.numpy(), y.numpy()))
+    return {"separable": verdicts}
+
+
+def hinge_training_cell(point: dict) -> dict:
+    """One ``(P, N)`` point of the hinge-training experiment, for ``asbbook.sweep``:
+    :func:`perceptron_hinge_training` with ``check_separable=True`` on the CPU.
+
+    ``point`` keys: ``P``, ``N``, ``n_trials``, ``max_steps``, ``lr``, ``seed`` and optionally
+    ``torch_threads`` (as in :func:`random_label_cell`). Returns per trial ``steps`` (``-1``: not
+    within the budget), ``final_loss`` and ``separable`` (the LP verdict on the same data).
+    """
+    with _torch_threads(point.get("torch_threads")):
+        run = perceptron_hinge_training(
+            point["P"],
+            point["N"],
+            point["n_trials"],
+            max_steps=point["max_steps"],
+            lr=float(point["lr"]),
+            seed=operator.index(point["seed"]),
+            check_separable=True,
+            device="cpu",
+        )
+    return {
+        "steps": run.steps.tolist(),
+        "final_loss": run.final_loss.tolist(),
+        "separable": run.separable.tolist(),
+    }
+
+
+def load_grid(alpha_step: float, alpha_max: float) -> list[float]:
+    """The loads ``alpha_k = k alpha_step``, ``k = 1 .. floor(alpha_max / alpha_step)``
+    (a relative slack of ``1e-9`` lets ``alpha_max = 4.0, alpha_step = 0.25`` include 4)."""
+    if not (alpha_step > 0 and alpha_max >= alpha_step and math.isfinite(alpha_max)):
+        raise ValueError(f"need 0 < alpha_step <= alpha_max, got {alpha_step}, {alpha_max}")
+    k_max = int(math.floor(alpha_max / alpha_step * (1 + 1e-9)))
+    return [round(k * alpha_step, 12) for k in range(1, k_max + 1)]
+
+
+def patterns_for_load(alpha: float, N: int) -> int:
+    """``P = max(1, floor(alpha N + 1/2))``: the number of patterns at load ``alpha`` in ``R^N``
+    (rounded half up; the plotted load is then the exact ``P / N``)."""
+    return max(1, int(math.floor(alpha * _as_count("N", N) + 0.5)))
+
+
+def cell_data_seed(seed: int, P: int, dataset_index: int) -> int:
+    """A 31-bit data seed for dataset ``dataset_index`` of size ``P`` under the chapter's ``seed``
+    (``numpy.random.SeedSequence([seed, P, dataset_index])``), so every ``P`` gets fresh data."""
+    state = np.random.SeedSequence([seed, P, dataset_index]).generate_state(1, np.uint32)[0]
+    return int(state >> 1)
+
+
+SWEEP_PARAMETERS = (
+    "perceptron_dims",
+    "alpha_step",
+    "alpha_max",
+    "n_trials",
+    "hinge_dim",
+    "hinge_trials",
+    "hinge_steps",
+    "hinge_lr",
+    "n_inputs",
+    "depths",
+    "P_values",
+    "P_holdout",
+    "ladder_min",
+    "ladder_max",
+    "ladder_rungs",
+    "n_datasets",
+    "n_init",
+    "steps",
+    "lr",
+    "digits_P",
+    "seed",
+)
+
+
+def sweep_parameters(parameters) -> dict:
+    """Validate and normalise the Chapter-5 parameters that define its sweeps.
+
+    ``parameters`` is the chapter's parameter dict (extra keys such as ``executor`` or ``n_se``
+    are ignored). Returns the :data:`SWEEP_PARAMETERS` as plain Python values (floats as
+    ``float``, lists as lists), so that equal settings give equal sweep points and cache keys
+    however they were spelled (``1`` or ``1.0``). A missing or bad value raises
+    ``asbbook.params.ParameterError`` naming the parameter.
+    """
+    from asbbook import params
+
+    missing = [name for name in SWEEP_PARAMETERS if name not in parameters]
+    if missing:
+        raise params.ParameterError(f"missing chapter parameter(s): {', '.join(missing)}")
+    v = dict(parameters)
+    out = {
+        "perceptron_dims": params.int_list("perceptron_dims", v["perceptron_dims"], minimum=2),
+        "alpha_step": params.positive_float("alpha_step", v["alpha_step"], maximum=4.0),
+        "alpha_max": params.positive_float("alpha_max", v["alpha_max"], maximum=20.0),
+        "n_trials": params.positive_int("n_trials", v["n_trials"], minimum=10),
+        "hinge_dim": params.positive_int("hinge_dim", v["hinge_dim"], minimum=2, maximum=1000),
+        "hinge_trials": params.positive_int("hinge_trials", v["hinge_trials"], minimum=2),
+        "hinge_steps": params.positive_int("hinge_steps", v["hinge_steps"], minimum=1),
+        "hinge_lr": params.positive_float("hinge_lr", v["hinge_lr"], maximum=100.0),
+        "n_inputs": params.positive_int("n_inputs", v["n_inputs"], minimum=1, maximum=1000),
+        "depths": params.int_list("depths", v["depths"], minimum=2),
+        "P_values": params.int_list("P_values", v["P_values"], minimum=4, min_length=2),
+        "P_holdout": params.positive_int("P_holdout", v["P_holdout"], minimum=4),
+        "ladder_min": params.positive_float("ladder_min", v["ladder_min"]),
+        "ladder_max": params.positive_float("ladder_max", v["ladder_max"], maximum=100.0),
+        "ladder_rungs": params.positive_int("ladder_rungs", v["ladder_rungs"], minimum=3),
+        "n_datasets": params.positive_int("n_datasets", v["n_datasets"], minimum=1),
+        "n_init": params.positive_int("n_init", v["n_init"], minimum=1),
+        "steps": params.positive_int("steps", v["steps"], minimum=1),
+        "lr": params.positive_float("lr", v["lr"], maximum=10.0),
+        "digits_P": params.positive_int("digits_P", v["digits_P"], minimum=8, maximum=1797),
+        "seed": params.seed("seed", v["seed"]),
+    }
+    if max(out["perceptron_dims"]) > 1000:
+        raise params.ParameterError(
+            f"parameter 'perceptron_dims' must hold dimensions <= 1000, got {out['perceptron_dims']}"
+        )
+    if out["alpha_max"] < out["alpha_step"]:
+        raise params.ParameterError(
+            f"parameter 'alpha_max' must be at least alpha_step={out['alpha_step']}, "
+            f"got {out['alpha_max']}"
+        )
+    if len(load_grid(out["alpha_step"], out["alpha_max"])) > 400:
+        raise params.ParameterError(
+            "parameter 'alpha_step' must give at most 400 loads up to alpha_max, "
+            f"got {out['alpha_step']}"
+        )
+    if max(out["depths"]) > 8 or len(set(out["depths"])) != len(out["depths"]):
+        raise params.ParameterError(
+            f"parameter 'depths' must list distinct depths between 2 and 8, got {out['depths']}"
+        )
+    if len(set(out["P_values"])) != len(out["P_values"]) or max(out["P_values"]) > 5000:
+        raise params.ParameterError(
+            f"parameter 'P_values' must list distinct sizes between 4 and 5000, "
+            f"got {out['P_values']}"
+        )
+    if out["P_holdout"] in out["P_values"] or out["P_holdout"] > 5000:
+        raise params.ParameterError(
+            f"parameter 'P_holdout' must be at most 5000 and not one of P_values "
+            f"{out['P_values']} (it is held out of the fit), got {out['P_holdout']}"
+        )
+    if out["ladder_max"] <= out["ladder_min"]:
+        raise params.ParameterError(
+            f"parameter 'ladder_max' must exceed ladder_min={out['ladder_min']}, "
+            f"got {out['ladder_max']}"
+        )
+    if out["n_datasets"] * out["n_init"] < 2:
+        raise params.ParameterError(
+            "parameter 'n_init' must give at least two runs per width with n_datasets="
+            f"{out['n_datasets']}, got {out['n_init']}"
+        )
+    return out
+
+
+def _deep_point(dataset: str, P: int, n_inputs: int, depth: int, d: int, p: dict) -> dict:
+    ladder = width_ladder(
+        n_inputs, depth, p["ladder_min"] * P, p["ladder_max"] * P, p["ladder_rungs"]
+    )
+    return {
+        "dataset": dataset,
+        "P": P,
+        "n_inputs": n_inputs,
+        "data_seed": cell_data_seed(p["seed"], P, d),
+        "hidden": [list(h) for h in ladder],
+        "n_init": p["n_init"],
+        "seed": p["seed"],
+        "optimizer": "adam",
+        "lr": p["lr"],
+        "steps": p["steps"],
+        "torch_threads": 1,
+    }
+
+
+DIGITS_INPUTS = 64  # load_digits: 8 x 8 pixels
+
+
+def chapter_sweeps(parameters) -> list:
+    """The four sweeps of Chapter 5, built from the chapter's parameters
+    (:func:`sweep_parameters`); the notebook and ``asbbook sweep 05`` both call this, so a sweep
+    run from the command line fills exactly the cache the notebook reads.
+
+    1. ``ch05-perceptron-lp``: :func:`separability_cell` for every ``N`` in ``perceptron_dims`` and
+       load ``alpha`` of :func:`load_grid` (``P =`` :func:`patterns_for_load`).
+    2. ``ch05-perceptron-hinge``: :func:`hinge_training_cell` at ``N = hinge_dim`` over the same loads.
+    3. ``ch05-random-labels``: :func:`random_label_cell` on Gaussian inputs (``n_inputs``) with random
+       labels, for every depth and ``P`` in ``P_values + [P_holdout]``, ``n_datasets`` datasets each,
+       on the width ladder ``ladder_min P .. ladder_max P`` (:func:`width_ladder`).
+    4. ``ch05-digits``: :func:`random_label_cell` on ``digits_P`` images of ``load_digits``
+       (0-4 against 5-9) with their true and with shuffled labels, depth 2, the same ladder and
+       the same data seeds for both (paired: same images, same initial networks).
+
+    Points are listed longest first (large ``P`` first) so that the workers finish together.
+    Every point pins ``torch_threads = 1``, so all executors compute identical numbers. The data
+    fingerprint hashes the first dataset of every perceptron point and every deep-net dataset,
+    so a change of torch's random streams or of scikit-learn's digits invalidates the cache.
+    """
+    from asbbook import data
+    from asbbook.sweep import SweepSpec
+
+    p = sweep_parameters(parameters)
+    alphas = load_grid(p["alpha_step"], p["alpha_max"])
+    seed = p["seed"]
+
+    def perceptron_points(dims, extra):
+        pts = [
+            {"P": patterns_for_load(a, N), "N": N, "seed": seed, **extra}
+            for N in dims
+            for a in alphas
+        ]
+        unique = {(q["P"], q["N"]): q for q in pts}  # small N: two loads may round to one P
+        return sorted(unique.values(), key=lambda q: (-q["P"] * q["N"], q["N"]))
+
+    def fingerprint(datasets):
+        return data.fingerprint(*[t for pair in datasets for t in pair])
+
+    lp = perceptron_points(p["perceptron_dims"], {"n_trials": p["n_trials"]})
+    hinge = perceptron_points(
+        [p["hinge_dim"]],
+        {
+            "n_trials": p["hinge_trials"],
+            "max_steps": p["hinge_steps"],
+            "lr": p["hinge_lr"],
+            "torch_threads": 1,
+        },
+    )
+    sizes = sorted(set(p["P_values"]) | {p["P_holdout"]}, reverse=True)
+    deep = [
+        _deep_point("gaussian", P, p["n_inputs"], depth, d, p)
+        for P in sizes
+        for depth in p["depths"]
+        for d in range(p["n_datasets"])
+    ]
+    digits = [
+        _deep_point(name, p["digits_P"], DIGITS_INPUTS, 2, d, p)
+        for d in range(p["n_datasets"])
+        for name in ("digits_shuffled", "digits")
+    ]
+    return [
+        SweepSpec(
+            "ch05-perceptron-lp",
+            separability_cell,
+            lp,
+            fingerprint(trial_patterns(q["P"], q["N"], 0, seed=seed) for q in lp),
+        ),
+        SweepSpec(
+            "ch05-perceptron-hinge",
+            hinge_training_cell,
+            hinge,
+            fingerprint(trial_patterns(q["P"], q["N"], 0, seed=seed) for q in hinge),
+        ),
+        SweepSpec("ch05-random-labels", random_label_cell, deep, fingerprint(map(cell_data, deep))),
+        SweepSpec("ch05-digits", random_label_cell, digits, fingerprint(map(cell_data, digits))),
+    ]
+
+
+def group_cells(points, results) -> dict:
+    """Pool :func:`random_label_cell` results over their datasets: a dict mapping
+    ``(dataset, depth, P)`` to the :func:`aggregate_cells` column (``depth = len(hidden[0]) + 1``
+    weight layers), in the order the keys first appear."""
+    points, results = list(points), list(results)
+    if len(points) != len(results):
+        raise ValueError(f"{len(points)} points but {len(results)} results")
+    groups: dict = {}
+    for point, result in zip(points, results, strict=True):
+        key = (point["dataset"], len(point["hidden"][0]) + 1, int(point["P"]))
+        groups.setdefault(key, []).append(result)
+    return {key: aggregate_cells(rs) for key, rs in groups.items()}

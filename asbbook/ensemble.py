@@ -52,6 +52,7 @@ from asbbook import nets
 LOSSES = ("hinge", "squared")
 OPTIMIZERS = ("gd", "adam")
 RESERVED_KEYS = ("loss", "n_unsatisfied", "train_error")
+SAMPLE_CHUNK = 256  # members whose weights sample_ensemble holds at once
 
 RecordFn = Callable[[list[torch.Tensor], torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
@@ -150,8 +151,16 @@ def stacked_weights(
     members = _check_members(members)
     if len({m.widths for m in members}) != 1:
         raise ValueError("stacked_weights needs members that all share the same widths")
-    draws = [member_weights(m, base_seed, dtype, device) for m in members]
-    return [torch.stack(layer) for layer in zip(*draws, strict=True)]
+    widths = members[0].widths
+    device = resolve_device(device)
+    stacked = [
+        torch.empty(len(members), n_out, n_in, dtype=dtype, device=device)
+        for n_in, n_out in zip(widths[:-1], widths[1:], strict=True)
+    ]
+    for k, member in enumerate(members):
+        for layer, w in enumerate(member_weights(member, base_seed, dtype, device)):
+            stacked[layer][k] = w
+    return stacked
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +389,8 @@ def sample_ensemble(
 
     Either pass ``members`` (all of one shape; ``sigma2`` may differ) or ``widths`` and
     ``n_members`` (replicates ``0 .. n_members-1`` at variance ``sigma2``). Member ``k``'s
-    weights are :func:`member_weights` ``(members[k], seed)``.
+    weights are :func:`member_weights` ``(members[k], seed)``; they are drawn and used
+    ``SAMPLE_CHUNK`` members at a time, so memory holds the pre-activations, not all weights.
     """
     if (members is None) == (widths is None):
         raise ValueError("pass either members or (widths, n_members), not both")
@@ -388,10 +398,14 @@ def sample_ensemble(
         _check_int("n_members", n_members, minimum=1)
         members = member_specs(tuple(widths), n_members, sigma2)
     members = _check_members(members)
+    if len({m.widths for m in members}) != 1:
+        raise ValueError("sample_ensemble needs members that all share the same widths")
     device, dtype = resolve_device(device), _check_dtype(dtype)
     X = _check_inputs(X, dtype, device)
     _check_shapes(members, X.shape[1], scalar_output=False)
-    return batched_preactivations(stacked_weights(members, seed, dtype, device), X)
+    chunks = [members[i : i + SAMPLE_CHUNK] for i in range(0, len(members), SAMPLE_CHUNK)]
+    parts = [batched_preactivations(stacked_weights(c, seed, dtype, device), X) for c in chunks]
+    return [torch.cat(layer) for layer in zip(*parts, strict=True)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -727,6 +741,8 @@ def train_ensemble(
             if not groups:
                 break
             bar.update(1 if t < steps else 0)
+            if progress and t % 50 == 0:
+                bar.set_postfix(active=sum(len(g.ids) for g in groups))
     return outcome.result(recorder.history() if recorder is not None else None)
 
 

@@ -125,13 +125,13 @@ def per_network_loop(specs, X, y, lr: float, steps: int) -> list[float]:
 
 
 def loop_vs_batched(n_threads: int | None, steps: int, repeats: int) -> dict:
+    """Whole runs of the loop and of the engine, each the faster of two."""
     X, y = gaussian_patterns(300, 64, seed=0, dtype=DTYPE)
     specs = E.member_specs([(64, n, 1) for n in range(8, 65, 8)], 32)
     with threads(n_threads):
-        losses = []
+        losses, result = [], []
         t_loop = best_time(lambda: losses.append(per_network_loop(specs, X, y, 0.05, steps)), 2)
-        result = []
-        t_batched = best_time(lambda: result.append(train(specs, X, y, steps)), repeats)
+        t_batched = best_time(lambda: result.append(train(specs, X, y, steps)), 2)
         peak, _ = matmul_peak(repeats)
     gap = (torch.tensor(losses[-1]) - torch.as_tensor(result[-1].loss, dtype=DTYPE)).abs().max()
     flops = steps * sum(E.flops_per_step(s.widths, X.shape[0]) for s in specs)
@@ -144,6 +144,7 @@ def loop_vs_batched(n_threads: int | None, steps: int, repeats: int) -> dict:
         speedup=t_loop / t_batched,
         loss_gap=gap.item(),
         ceiling=t_loop / (flops / peak / 1e9),
+        engine_fraction=flops / t_batched / 1e9 / peak,
     )
 
 
@@ -231,6 +232,18 @@ def load() -> str:
     return ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
+def rebound(rows: list[dict], sat: dict) -> str:
+    """A note when the cost per member rises again at the largest K (if it does)."""
+    last = rows[-1]
+    if per_member(last) < 1.5 * per_member(sat):
+        return ""
+    mbytes = last["K"] * 300 * last["hidden"] * 4 / 1e6
+    return (
+        f", and at K = {last['K']} it even rises again, to {per_member(last):.0f} us (one "
+        f"activation tensor K x P x n is then {mbytes:.0f} MB, beyond the caches)"
+    )
+
+
 def per_member(row: dict) -> float:
     """Microseconds per member-step at one thread."""
     return 1e3 * row["ms_one"] / row["K"]
@@ -248,19 +261,40 @@ def figure1_lines(rows: list[dict]) -> list[str]:
         f"K = {r0['K']} nets (64, n, 1) with n = 8, 16, ..., 64 (32 nets each), P = 300 "
         f"examples, hinge loss, {r0['steps']} full-batch GD steps, whole runs (weights "
         "drawn, trained, evaluated). Baseline: one `torch.nn` module per net, autograd, "
-        "`torch.optim.SGD`. *Ceiling*: the loop's time over the time its matmul FLOPs would "
-        "take at the square-matmul peak, i.e. the largest speed-up any engine could show.",
+        "`torch.optim.SGD`. Each time is the faster of two runs. *Ceiling*: the loop's time "
+        "over the time its matmul FLOPs would take at the square-matmul peak (measured in the "
+        "same row), the largest speed-up any engine could show; *engine % of peak*: the "
+        "engine's matmul FLOP rate over the whole run (set-up included) against that peak. "
+        "The last column compares the final hinge losses of the two (float32).",
         "",
         "| threads | per-network loop (s) | batched engine (s) | speed-up | ceiling "
-        "| max final-loss gap |",
-        "|---|---|---|---|---|---|",
+        "| engine % of peak | max final-loss gap |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {threads_label(r['threads'])} | {r['t_loop']:.2f} | {r['t_batched']:.3f} "
-            f"| **{r['speedup']:.1f}x** | {r['ceiling']:.1f}x | {r['loss_gap']:.1e} |"
+            f"| **{r['speedup']:.1f}x** | {r['ceiling']:.1f}x | {100 * r['engine_fraction']:.0f}% "
+            f"| {r['loss_gap']:.1e} |"
         )
     return lines
+
+
+def goal1_text(rows: list[dict]) -> str:
+    met = [r for r in rows if r["speedup"] >= 10]
+    if len(met) == len(rows):
+        return "Goal: at least 10x. Met in both rows."
+    missed = [r for r in rows if r["speedup"] < 10]
+    parts = ", ".join(
+        f"{r['speedup']:.1f}x with {r['threads']} thread(s) (ceiling {r['ceiling']:.1f}x)"
+        for r in missed
+    )
+    return (
+        f"Goal: at least 10x. **Not met in every row**: {parts}. On this work the per-network "
+        "loop is itself within a small factor of the matmul peak once threads do not wait for "
+        "each other, so the ceiling is low and the engine would have to run its thin "
+        "(n <= 64, one output) layers near peak to clear 10x."
+    )
 
 
 def figure2_lines(rows: list[dict], meta: dict) -> list[str]:
@@ -303,7 +337,6 @@ def scaling_lines(rows: list[dict]) -> list[str]:
 
 def report(info: str, f1: list[dict], f2: list[dict], f3: dict, meta: dict) -> str:
     sat_k, sat_w = saturation(f3["by_k"]), saturation(f3["by_width"])
-    goal1 = min(r["speedup"] for r in f1) >= 10
     goal2 = min(r["fraction"] for r in f2) >= 0.4
     lines = [
         "# Benchmarks",
@@ -323,8 +356,7 @@ def report(info: str, f1: list[dict], f2: list[dict], f3: dict, meta: dict) -> s
         "",
         *figure1_lines(f1),
         "",
-        "Goal: at least 10x. "
-        + ("Met in both rows." if goal1 else "Met with the default threads only; see below."),
+        goal1_text(f1),
         "",
         *figure2_lines(f2, meta),
         "",
@@ -346,7 +378,9 @@ def report(info: str, f1: list[dict], f2: list[dict], f3: dict, meta: dict) -> s
         f"{per_member(sat_k):.0f} us at K = {sat_k['K']}, where the step first reaches 80% of "
         "the best throughput in the table; from there on the step time grows in proportion to "
         f"K ({per_member(f3['by_k'][-1]):.0f} us per member-step at K = {f3['by_k'][-1]['K']}), "
-        "so a bigger batch buys no more speed. Against width the throughput first reaches 80% "
+        "so a bigger batch buys no more speed"
+        + rebound(f3["by_k"], sat_k)
+        + ". Against width the throughput first reaches 80% "
         f"of its best at n = {sat_w['hidden']}; thinner layers make matmuls too small to run "
         "at full speed. With the default threads on a shared machine, small steps are "
         "dominated by waiting at parallel-region barriers.",
@@ -358,7 +392,7 @@ def report(info: str, f1: list[dict], f2: list[dict], f3: dict, meta: dict) -> s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="timings per figure (best kept)")
-    parser.add_argument("--steps", type=int, default=8, help="GD steps in figure 1")
+    parser.add_argument("--steps", type=int, default=20, help="GD steps in figure 1")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/README.md")
     args = parser.parse_args(argv)
     start, load_start = time.perf_counter(), load()

@@ -574,3 +574,162 @@ def test_cell_data_digits_and_bad_points():
                 {"n_params": [2], "converged": [[True]], "steps": [[1]], "gate_entropy": [[1.0]]},
             ]
         )
+
+
+def test_depth_spread():
+    x = {2: [100.0, 200.0], 3: [110.0, 180.0]}
+    spread, se = capacity.depth_spread(x)
+    assert spread == pytest.approx((math.log(1.1) + math.log(200 / 180)) / 2) and math.isnan(se)
+    spread, se = capacity.depth_spread(x, {2: [10.0, 20.0], 3: [11.0, 18.0]})
+    assert se == pytest.approx(math.sqrt(4 * 0.1**2) / 2)  # every relative error is 0.1
+    assert capacity.depth_spread({2: [5.0, 7.0], 4: [5.0, 7.0]})[0] == 0.0  # perfect collapse
+    three = capacity.depth_spread({2: [1.0], 3: [2.0], 4: [4.0]})[0]
+    assert three == pytest.approx(math.log(2) * (1 + 2 + 1) / 3)
+    with pytest.raises(ValueError):
+        capacity.depth_spread({2: [1.0, 2.0]})
+    with pytest.raises(ValueError):
+        capacity.depth_spread({2: [1.0, 2.0], 3: [1.0]})
+    with pytest.raises(ValueError):
+        capacity.depth_spread({2: [1.0, -2.0], 3: [1.0, 2.0]})
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapter's sweeps
+# ---------------------------------------------------------------------------------------------
+
+
+def _tiny_parameters(**kw):
+    values = dict(
+        perceptron_dims=[4, 6],
+        alpha_step=1.0,
+        alpha_max=3.0,
+        n_trials=12,
+        hinge_dim=6,
+        hinge_trials=4,
+        hinge_steps=50,
+        hinge_lr=1.0,
+        n_inputs=4,
+        depths=[2, 3],
+        P_values=[8, 12],
+        P_holdout=10,
+        ladder_min=0.5,
+        ladder_max=4.0,
+        ladder_rungs=3,
+        n_datasets=1,
+        n_init=2,
+        steps=20,
+        lr=0.01,
+        digits_P=16,
+        seed=0,
+        # not sweep parameters: ignored
+        n_se=4.0,
+        executor="processes",
+    )
+    values.update(kw)
+    return values
+
+
+def test_load_grid_and_patterns_for_load():
+    assert capacity.load_grid(0.25, 1.0) == [0.25, 0.5, 0.75, 1.0]
+    assert capacity.load_grid(0.1, 0.3) == [0.1, 0.2, 0.3]  # 0.3 / 0.1 = 2.9999999999999996
+    assert len(capacity.load_grid(0.25, 4.0)) == 16
+    assert capacity.patterns_for_load(0.25, 10) == 3  # 2.5 rounds half up
+    assert capacity.patterns_for_load(0.01, 10) == 1
+    assert capacity.patterns_for_load(2.0, 40) == 80
+    with pytest.raises(ValueError):
+        capacity.load_grid(0.5, 0.25)
+
+
+def test_separability_and_hinge_cells_match_the_library_functions():
+    P, N, n = 14, 7, 15
+    lp = capacity.separability_cell({"P": P, "N": N, "n_trials": n, "seed": 4})
+    assert len(lp["separable"]) == n and all(isinstance(v, bool) for v in lp["separable"])
+    assert np.mean(lp["separable"]) == capacity.separable_fraction(P, N, n, seed=4)[0]
+    point = {"P": P, "N": N, "n_trials": n, "max_steps": 300, "lr": 1.0, "seed": 4}
+    cell = capacity.hinge_training_cell({**point, "torch_threads": 1})
+    run = capacity.perceptron_hinge_training(P, N, n, max_steps=300, seed=4, check_separable=True)
+    assert cell["steps"] == run.steps.tolist()
+    assert cell["separable"] == lp["separable"]  # the same datasets as the LP cell
+    assert cell["final_loss"] == run.final_loss.tolist()
+
+
+def test_sweep_parameters_normalise_and_reject():
+    from asbbook.params import ParameterError
+
+    a = capacity.sweep_parameters(_tiny_parameters(hinge_lr=1, ladder_max=4))
+    b = capacity.sweep_parameters(_tiny_parameters())
+    assert a == b and isinstance(a["hinge_lr"], float) and "n_se" not in a
+    assert set(a) == set(capacity.SWEEP_PARAMETERS)
+    bad = [
+        ({"n_trials": 0}, "'n_trials'"),
+        ({"depths": [1, 2]}, "'depths'"),
+        ({"depths": [2, 2]}, "'depths'"),
+        ({"P_values": [64]}, "'P_values'"),
+        ({"P_holdout": 8}, "'P_holdout'"),
+        ({"ladder_max": 0.25}, "'ladder_max'"),
+        ({"alpha_max": 0.5}, "'alpha_max'"),
+        ({"alpha_step": 0.001}, "'alpha_step'"),
+        ({"lr": -0.1}, "'lr'"),
+        ({"digits_P": 5000}, "'digits_P'"),
+        ({"n_datasets": 1, "n_init": 1}, "'n_init'"),
+        ({"seed": 1.5}, "'seed'"),
+    ]
+    for change, name in bad:
+        with pytest.raises(ParameterError, match=name):
+            capacity.sweep_parameters(_tiny_parameters(**change))
+    values = _tiny_parameters()
+    del values["steps"]
+    with pytest.raises(ParameterError, match="missing chapter parameter.*steps"):
+        capacity.sweep_parameters(values)
+
+
+def test_chapter_sweeps_build_the_four_sweeps():
+    specs = capacity.chapter_sweeps(_tiny_parameters())
+    names = [s.name for s in specs]
+    assert names == [
+        "ch05-perceptron-lp",
+        "ch05-perceptron-hinge",
+        "ch05-random-labels",
+        "ch05-digits",
+    ]
+    lp, hinge, deep, digits = specs
+    assert lp.fn is capacity.separability_cell and hinge.fn is capacity.hinge_training_cell
+    assert deep.fn is capacity.random_label_cell and digits.fn is capacity.random_label_cell
+    assert sorted((q["N"], q["P"]) for q in lp.points) == sorted(
+        (N, N * k) for N in (4, 6) for k in (1, 2, 3)
+    )
+    assert sorted(q["P"] for q in hinge.points) == [6, 12, 18]
+    assert all(q["max_steps"] == 50 and q["torch_threads"] == 1 for q in hinge.points)
+    # deep cells: every depth and P (the held-out one included), largest P first
+    assert [q["P"] for q in deep.points] == [12, 12, 10, 10, 8, 8]
+    assert {len(q["hidden"][0]) + 1 for q in deep.points} == {2, 3}
+    for q in deep.points:
+        counts = [nets.parameter_count((4, *h, 1)) for h in q["hidden"]]
+        assert counts == sorted(counts) and all(q["torch_threads"] == 1 for q in deep.points)
+    assert sorted(q["dataset"] for q in digits.points) == ["digits", "digits_shuffled"]
+    assert len({q["data_seed"] for q in digits.points}) == 1  # paired: same images and inits
+    # deterministic, and the seed changes the data and its fingerprint
+    again = capacity.chapter_sweeps(_tiny_parameters())
+    assert [(s.points, s.data_fingerprint) for s in again] == [
+        (s.points, s.data_fingerprint) for s in specs
+    ]
+    other = capacity.chapter_sweeps(_tiny_parameters(seed=1))
+    assert all(a.data_fingerprint != b.data_fingerprint for a, b in zip(specs, other, strict=True))
+    assert other[2].points[0]["data_seed"] != deep.points[0]["data_seed"]
+
+
+def test_chapter_sweeps_run_and_group(tmp_path):
+    from asbbook import sweep
+
+    specs = capacity.chapter_sweeps(_tiny_parameters(P_values=[8, 12], P_holdout=6))
+    deep = specs[2]
+    results = sweep.run_spec(deep, cache_dir=tmp_path, executor="inprocess", progress=False)
+    columns = capacity.group_cells(deep.points, results)
+    assert set(columns) == {("gaussian", d, P) for d in (2, 3) for P in (6, 8, 12)}
+    col = columns[("gaussian", 3, 12)]
+    assert col.n_runs == 2 and len(col.fraction) == len(deep.points[0]["hidden"])
+    assert (tmp_path / "ch05-random-labels").is_dir()
+    # a second run reads the cache (same results, no recomputation needed)
+    assert sweep.run_spec(deep, cache_dir=tmp_path, executor="inprocess", progress=False) == results
+    with pytest.raises(ValueError):
+        capacity.group_cells(deep.points, results[:-1])

@@ -123,6 +123,25 @@ def test_hand_written_backward_matches_autograd(data, loss):
             torch.testing.assert_close(g[k], e, rtol=GRADIENT_RTOL, atol=1e-15)
 
 
+def test_subgradients_at_the_kinks_match_autograd():
+    """At a margin of exactly 1 the hinge contributes no gradient, and a unit with z = 0
+    exactly passes none back (ReLU's derivative at 0 is 0): the same choices as autograd."""
+    X = torch.tensor([[1.0, 0.0], [0.5, -1.0], [0.0, 0.25]], dtype=torch.float64)
+    y = torch.ones(3, dtype=torch.float64)
+    ws = [torch.eye(2, dtype=torch.float64), torch.ones(1, 2, dtype=torch.float64)]
+    f = nets.forward(ws, X)
+    assert f.tolist() == [1.0, 0.5, 0.25]  # margins 1 (the kink), 0.5, 0.25
+    assert (nets.preactivations(ws, X)[0] == 0).sum() == 2  # two units sit at z = 0
+    stacked = [torch.stack([w, 2 * w]) for w in ws]  # a second member, away from the kinks
+    _, grads = E.batched_gradients(stacked, X, y, "hinge")
+    for k, scale in enumerate((1, 2)):
+        member = [(scale * w).requires_grad_(True) for w in ws]
+        value = torch.relu(1 - y * nets.forward(member, X)).mean()
+        for g, e in zip(grads, torch.autograd.grad(value, member), strict=True):
+            assert torch.equal(g[k], e)
+    assert grads[1][0].tolist() == [[-0.5 / 3, -0.25 / 3]]  # example 1 contributes nothing
+
+
 def test_flops_per_step_matches_torch_flop_counter(data):
     X, y = data
     ws = [w.requires_grad_(True) for w in E.member_weights(E.MemberSpec((6, 9, 5, 1)), 0)]
@@ -167,18 +186,26 @@ def test_some_runs_converge_in_the_reference_setting(data):
 
 
 @pytest.mark.parametrize(
-    ("optimizer", "lr", "dtype"),
-    [("adam", 0.01, torch.float64), ("adam", 0.01, torch.float32), ("gd", 0.3, torch.float64)],
+    ("loss", "optimizer", "lr", "dtype"),
+    [
+        ("hinge", "adam", 0.01, torch.float64),
+        ("hinge", "adam", 0.01, torch.float32),
+        ("hinge", "gd", 0.3, torch.float64),
+        ("squared", "gd", 0.1, torch.float64),
+    ],
 )
-def test_member_result_does_not_depend_on_the_rest_of_the_batch(data, optimizer, lr, dtype):
+def test_member_result_does_not_depend_on_the_rest_of_the_batch(data, loss, optimizer, lr, dtype):
     """Bitwise: the target trains alone, then between members of its own shape (which stop
-    earlier, so its group shrinks around it) and of other shapes and depths."""
+    earlier, so its group shrinks around it) and of other shapes and depths. The squared loss
+    (on targets 1.5 y, so that members stop) feeds every output's rounding into the gradient;
+    the recorded values are compared too."""
     X, y = data
+    y = 1.5 * y if loss == "squared" else y
     target = E.MemberSpec((6, 12, 1), 0)
     mates = [E.MemberSpec((6, 12, 1), r) for r in (1, 2, 3)]
     others = E.member_specs([(6, 5, 7, 1), (6, 30, 1)], 2)
     batch = [*mates, target, *others]
-    kw = dict(optimizer=optimizer, lr=lr, steps=1200, dtype=dtype)
+    kw = dict(loss=loss, optimizer=optimizer, lr=lr, steps=1200, dtype=dtype, record_every=100)
     alone = E.train_ensemble([target], X, y, **kw)
     together = E.train_ensemble(batch, X, y, **kw)
     k = batch.index(target)
@@ -186,6 +213,8 @@ def test_member_result_does_not_depend_on_the_rest_of_the_batch(data, optimizer,
     assert alone.loss[0] == together.loss[k]
     for a, b in zip(alone.weights[0], together.weights[k], strict=True):
         assert a.dtype == dtype and torch.equal(a, b)
+    for key in ("loss", "n_unsatisfied"):
+        np.testing.assert_array_equal(alone.history[key][0], together.history[key][k])
     # the batch really changed around the target while it trained
     assert min(together.steps[:3]) < together.steps[k]
 
@@ -329,7 +358,7 @@ def test_record_fn_errors(data):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_sample_ensemble_matches_member_networks(data):
+def test_sample_ensemble_matches_member_networks(data, monkeypatch):
     X, _ = data
     specs = [E.MemberSpec((6, 10, 10, 3), r, s) for r, s in [(0, 2.0), (1, 1.0), (2, 3.0)]]
     zs = E.sample_ensemble(X, specs, seed=4)
@@ -340,6 +369,9 @@ def test_sample_ensemble_matches_member_networks(data):
             torch.testing.assert_close(z[k], r, rtol=1e-12, atol=1e-14)
     again = E.sample_ensemble(X, widths=(6, 10, 10, 3), n_members=2, sigma2=2.0, seed=4)
     assert torch.equal(again[2][0], zs[2][0])  # replicate 0, sigma2 = 2 in both calls
+    monkeypatch.setattr(E, "SAMPLE_CHUNK", 2)  # chunks of 2 and 1 members: the same numbers
+    chunked = E.sample_ensemble(X, specs, seed=4)
+    assert all(torch.equal(a, b) for a, b in zip(chunked, zs, strict=True))
 
 
 def test_sample_ensemble_first_layer_variance():
