@@ -99,6 +99,7 @@ def test_member_specs_grid():
         ((3, 2, 1), 1),
     ]
     assert E.member_specs((3, 4, 1), 2) == [E.MemberSpec((3, 4, 1), r) for r in range(2)]
+    assert E.member_specs(np.array([3, 4, 1]), 1) == [E.MemberSpec((3, 4, 1), np.int64(0))]
 
 
 # ---------------------------------------------------------------------------------------------
