@@ -243,6 +243,7 @@ def build_html(stage: Path, output_root: Path, *, strict: bool = True) -> Path:
         str(output_root),
         "--builder",
         "html",
+        "--all",  # every page: chapter 6 glues numbers from other chapters' executed copies
     ]
     if strict:
         command += ["-W", "-n", "--keep-going"]
