@@ -1291,7 +1291,7 @@ def sweep_parameters(parameters) -> dict:
         "hinge_steps": params.positive_int("hinge_steps", v["hinge_steps"], minimum=1),
         "hinge_lr": params.positive_float("hinge_lr", v["hinge_lr"], maximum=100.0),
         "n_inputs": params.positive_int("n_inputs", v["n_inputs"], minimum=1, maximum=1000),
-        "depths": params.int_list("depths", v["depths"], minimum=2),
+        "depths": params.int_list("depths", v["depths"], minimum=2, min_length=2),
         "P_values": params.int_list("P_values", v["P_values"], minimum=4, min_length=2),
         "P_holdout": params.positive_int("P_holdout", v["P_holdout"], minimum=4),
         "ladder_min": params.positive_float("ladder_min", v["ladder_min"]),

@@ -664,6 +664,7 @@ def test_sweep_parameters_normalise_and_reject():
         ({"n_trials": 0}, "'n_trials'"),
         ({"depths": [1, 2]}, "'depths'"),
         ({"depths": [2, 2]}, "'depths'"),
+        ({"depths": [2]}, "'depths'"),  # the chapter compares depths
         ({"P_values": [64]}, "'P_values'"),
         ({"P_holdout": 8}, "'P_holdout'"),
         ({"ladder_max": 0.25}, "'ladder_max'"),
@@ -733,3 +734,62 @@ def test_chapter_sweeps_run_and_group(tmp_path):
     assert sweep.run_spec(deep, cache_dir=tmp_path, executor="inprocess", progress=False) == results
     with pytest.raises(ValueError):
         capacity.group_cells(deep.points, results[:-1])
+
+
+def _notebook_defaults(path) -> dict:
+    """The chapter's parameters cell executed on its own: the values a notebook run starts from."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    values: dict = {}
+    exec(cell.source, {}, values)  # plain literal assignments with annotations
+    return values, dict(nb.metadata["asbbook"]["smoke_parameters"]), nb.metadata["asbbook"]
+
+
+def test_cli_sweep_warms_exactly_the_notebook_cache(tmp_path, root, capsys):
+    """`asbbook sweep <chapter 5> --smoke -p ...` fills the cache entries the notebook will read."""
+    from asbbook import cli, sweep
+
+    chapter = root / "book" / "05-capacity.ipynb"
+    defaults, smoke, meta = _notebook_defaults(chapter)
+    assert meta["sweeps"] == "asbbook.capacity:chapter_sweeps"
+    assert set(capacity.SWEEP_PARAMETERS) <= set(defaults)
+    capacity.sweep_parameters(defaults)  # the defaults are valid
+    tiny = {
+        "perceptron_dims": "[4]",
+        "alpha_step": "1.0",
+        "alpha_max": "3",
+        "n_trials": "10",
+        "hinge_dim": "4",
+        "hinge_trials": "2",
+        "hinge_steps": "20",
+        "n_inputs": "4",
+        "P_values": "[8, 12]",
+        "P_holdout": "10",
+        "ladder_rungs": "3",
+        "steps": "10",
+        "digits_P": "16",
+    }
+    argv = [
+        "sweep",
+        str(chapter),
+        "--smoke",
+        "--executor",
+        "inprocess",
+        "--cache-dir",
+        str(tmp_path),
+    ]
+    for name, value in tiny.items():
+        argv += ["-p", name, value]
+    assert cli.main(argv) == 0
+    assert "ch05-digits: 2 points cached" in capsys.readouterr().out
+    # the notebook's view: defaults, then smoke, then the same overrides as Python values
+    import yaml
+
+    values = {**defaults, **smoke, **{k: yaml.safe_load(v) for k, v in tiny.items()}}
+    specs = capacity.chapter_sweeps(values)
+    for spec in specs:
+        for point in spec.points:
+            key = sweep.cache_key(spec.fn, point, spec.data_fingerprint)
+            assert (tmp_path / spec.name / f"{key}.json").is_file(), (spec.name, point)
