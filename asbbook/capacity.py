@@ -1270,7 +1270,7 @@ def sweep_parameters(parameters) -> dict:
     """Validate and normalise the Chapter-5 parameters that define its sweeps.
 
     ``parameters`` is the chapter's parameter dict (extra keys such as ``executor`` or ``n_se``
-    are ignored). Returns the :data:`SWEEP_PARAMETERS` as plain Python values (floats as
+    are ignored). Returns the ``SWEEP_PARAMETERS`` as plain Python values (floats as
     ``float``, lists as lists), so that equal settings give equal sweep points and cache keys
     however they were spelled (``1`` or ``1.0``). A missing or bad value raises
     ``asbbook.params.ParameterError`` naming the parameter.
