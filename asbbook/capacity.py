@@ -39,6 +39,7 @@ import torch
 
 from asbbook.data import gaussian_patterns
 from asbbook.nets import default_device
+from asbbook.symmetry import binary_entropy_bits  # one definition of H_2, shared with chapter 3
 
 # ---------------------------------------------------------------------------------------------
 # Derivations (sympy)
@@ -878,13 +879,6 @@ def fit_transition_line(P, x_star, x_star_se, *, through_origin: bool = False) -
 # ---------------------------------------------------------------------------------------------
 # The reservoir measure: gate entropy at initialisation
 # ---------------------------------------------------------------------------------------------
-
-
-def binary_entropy_bits(p):
-    """``H_2(p) = -p log2 p - (1-p) log2 (1-p)`` (``0 log 0 = 0``), elementwise on a tensor."""
-    p = torch.as_tensor(p)
-    q = 1 - p
-    return -(torch.xlogy(p, p) + torch.xlogy(q, q)) / math.log(2.0)
 
 
 def gate_entropy_bits(weights, X) -> torch.Tensor:
