@@ -93,3 +93,24 @@ def test_chapter_one_is_deterministic(executed_book, root, tmp_path):
     assert len(first) > 10
     assert all(value.strip() for value in first.values()), "glued values must not be empty"
     assert first == second
+
+
+def test_every_internal_link_resolves(built_html):
+    from urllib.parse import unquote, urlparse
+
+    checked = 0
+    for page in built_html.rglob("*.html"):
+        if "_static" in page.relative_to(built_html).parts:
+            continue  # theme template fragments, not pages
+        html = page.read_text()
+        for href in re.findall(r'(?:href|src)="([^"]+)"', html):
+            parsed = urlparse(href)
+            if parsed.scheme or href.startswith(("#", "mailto:", "//", "javascript:")):
+                continue
+            target = (page.parent / unquote(parsed.path)).resolve()
+            assert target.exists(), f"{page.relative_to(built_html)} links to missing {href}"
+            if parsed.fragment and target.suffix == ".html":
+                ids = re.findall(r'id="([^"]+)"', target.read_text())
+                assert unquote(parsed.fragment) in ids, f"{page.name}: no anchor {href}"
+            checked += 1
+    assert checked > 100
