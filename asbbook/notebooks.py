@@ -78,15 +78,11 @@ def declared_parameters(notebook: Path) -> dict[str, dict]:
 
 
 def code_fingerprint() -> str:
-    """SHA-256 over the ``asbbook`` package sources and version: part of every cache key."""
-    from asbbook import __version__
+    """The ``asbbook`` version plus a hash of its sources: the same code version that keys the
+    sweep cache (:func:`asbbook.sweep.code_version`), so both caches go stale together."""
+    from asbbook.sweep import code_version
 
-    digest = hashlib.sha256(__version__.encode())
-    package = Path(__file__).resolve().parent
-    for path in sorted(package.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return code_version()
 
 
 def execution_key(source: Path, parameters: dict) -> str:
