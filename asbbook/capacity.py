@@ -319,16 +319,16 @@ def derive_hinge_versus_zero_one() -> HingeDerivation:
 # ---------------------------------------------------------------------------------------------
 
 
-def _as_count(name: str, value) -> int:
-    """A positive integer (Python or numpy), refusing bools, floats and values below 1."""
+def _as_count(name: str, value, minimum: int = 1) -> int:
+    """An integer (Python or numpy) ``>= minimum``, refusing bools and floats."""
     if isinstance(value, bool | np.bool_):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     try:
         v = operator.index(value)
     except TypeError:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
-    if v < 1:
-        raise ValueError(f"{name} must be >= 1, got {v}")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
+    if v < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {v}")
     return v
 
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -82,15 +81,8 @@ DYNAMICS_SWEEP_NAME = "ch6-dynamics"
 
 
 def _count(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool | np.bool_):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
-    if v < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {v}")
-    return v
+    """An integer (Python or numpy) ``>= minimum``; the same check as chapter 5's cells."""
+    return capacity._as_count(name, value, minimum)
 
 
 def _positive(name: str, value) -> float:
