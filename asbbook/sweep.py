@@ -3,17 +3,22 @@
 A sweep maps a list of parameter points (JSON-serialisable dicts) to results with a function
 ``fn(point) -> dict``. Every point has its own cache entry, a JSON file named after its key::
 
-    key = sha256(canonical JSON of {function, point, code_version, data_fingerprint})
+    key = sha256(canonical JSON of {function, function_source, point, code_version,
+                                    data_fingerprint})
 
-where ``function`` is ``fn``'s module and qualified name, ``code_version`` is
+where ``function`` is ``fn``'s module and qualified name, ``function_source`` is
+:func:`function_source_hash` (empty inside ``asbbook``; otherwise a hash of the file defining
+``fn``, so that editing e.g. ``mymodule.trial`` invalidates its entries), ``code_version`` is
 :func:`code_version` (``asbbook.__version__`` plus a hash of the package's source files, so an
 edit to the code invalidates the cache) and ``data_fingerprint`` identifies the data (for example
-:func:`asbbook.data.fingerprint`). An entry stores the key, the point, the code version, the
-result and a SHA-256 checksum of the result; it is written atomically (temporary file in the same
-directory, ``fsync``, ``os.replace``), so a sweep killed at any moment resumes where it stopped.
-A corrupted entry (bad JSON, wrong key, checksum mismatch) is reported with a
+:func:`asbbook.data.fingerprint`). An entry stores these, the result and a SHA-256 checksum of the
+key and the result; it is written atomically (temporary file in the same directory, ``fsync``,
+``os.replace``), so a sweep killed at any moment resumes where it stopped. The cache directory is
+checked writable before anything is computed. A corrupted entry (bad JSON, wrong key, checksum
+mismatch, a directory or other non-regular file at its path) is reported with a
 :class:`CacheCorruptionWarning` and recomputed. Nothing in the cache is pickled. (A kill during a
 write can leave a hidden ``.<key>-*.tmp`` file behind; it is never read and may be deleted.)
+Storage lives in :mod:`asbbook.sweep_cache`, the executors in :mod:`asbbook.sweep_executors`.
 
 Three executors compute the missing points: ``"inprocess"``, ``"processes"`` (a spawn-context
 ``ProcessPoolExecutor``) and ``"dask"`` (Dask ``distributed``: a temporary ``LocalCluster`` or a
@@ -36,130 +41,75 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import importlib
 import inspect
 import itertools
 import json
-import math
-import multiprocessing
 import os
-import sys
-import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from asbbook.sweep_cache import (
+    FORMAT,
+    CacheCorruptionWarning,
+    CacheDirError,
+    canonical,
+    checksum,
+    code_version,
+    ensure_writable,
+    entry_key,
+    entry_path,
+    function_source_hash,
+    normalise_point,
+    read_entry,
+    set_aside_if_not_a_file,
+    to_jsonable,
+    write_entry,
+)
+from asbbook.sweep_executors import (
+    CONNECT_TIMEOUT_ENV,
+    NO_WORKERS_TIMEOUT_ENV,
+    SchedulerError,
+    check_importable,
+    run_dask,
+    run_inprocess,
+    run_processes,
+)
+
 __all__ = [
+    "CONNECT_TIMEOUT_ENV",
     "EXECUTORS",
+    "NO_WORKERS_TIMEOUT_ENV",
     "CacheCorruptionWarning",
+    "CacheDirError",
+    "SchedulerError",
+    "SweepSpec",
     "cache_key",
     "code_version",
+    "function_source_hash",
     "grid",
+    "run_spec",
     "run_sweep",
 ]
 
 EXECUTORS = ("inprocess", "processes", "dask")
-_FORMAT = 1  # version of the cache-entry layout
-_ENTRY_FIELDS = (
-    "format",
-    "key",
-    "function",
-    "point",
-    "code_version",
-    "data_fingerprint",
-    "result",
-    "checksum",
-)
+_write_entry = write_entry  # module attribute, so tests can observe the writes
 
 
-class CacheCorruptionWarning(UserWarning):
-    """A cache entry could not be trusted (unreadable, wrong key, bad checksum); it is recomputed."""
+def progress_disabled() -> bool:
+    """True when ``$TQDM_DISABLE`` is set (as ``asbbook build`` does for the chapters' kernels).
 
-
-# --------------------------------------------------------------------------------------------
-# JSON normalisation and hashing
-# --------------------------------------------------------------------------------------------
-
-
-def _to_jsonable(obj, where: str, *, allow_nan: bool):
-    """``obj`` as plain JSON types: dicts with string keys, lists, str, int, float, bool, None.
-
-    Tuples become lists; numpy scalars and arrays (and anything else with ``dtype`` and
-    ``tolist``, such as torch tensors) become Python numbers and nested lists.
-    """
-    if obj is None or isinstance(obj, bool):
-        return obj
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, str):
-        return str(obj)
-    if isinstance(obj, float):
-        if not allow_nan and not math.isfinite(obj):
-            raise ValueError(f"{where}: non-finite number {obj!r} is not allowed here")
-        return float(obj)
-    if isinstance(obj, Mapping):
-        out = {}
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                raise ValueError(f"{where}: dict keys must be strings, got {k!r}")
-            out[k] = _to_jsonable(v, f"{where}[{k!r}]", allow_nan=allow_nan)
-        return out
-    if isinstance(obj, list | tuple):
-        return [_to_jsonable(v, f"{where}[{i}]", allow_nan=allow_nan) for i, v in enumerate(obj)]
-    if hasattr(obj, "dtype") and hasattr(obj, "tolist"):  # numpy scalar/array, torch tensor
-        if hasattr(obj, "detach"):
-            obj = obj.detach().cpu()
-        return _to_jsonable(obj.tolist(), where, allow_nan=allow_nan)
-    raise ValueError(
-        f"{where}: value {obj!r} of type {type(obj).__name__} is not JSON-serialisable"
-    )
-
-
-def _canonical(obj) -> str:
-    """Canonical JSON text: sorted keys, no whitespace, ASCII only (NaN/inf written as in Python)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _normalise_point(point, index: int | None = None) -> dict:
-    where = "point" if index is None else f"points[{index}]"
-    if not isinstance(point, Mapping):
-        raise ValueError(f"{where} must be a dict of parameters, got {type(point).__name__}")
-    return _to_jsonable(point, where, allow_nan=False)
+    tqdm honours the variable only for arguments left at their default, and the bars here pass
+    ``disable`` explicitly, so they check it themselves."""
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
 
 
 # --------------------------------------------------------------------------------------------
 # Keys
 # --------------------------------------------------------------------------------------------
-
-
-def code_version(package_dir: str | os.PathLike | None = None) -> str:
-    """``asbbook.__version__ + "+src." +`` the first 16 hex digits of a SHA-256 over the package's
-    ``*.py`` files (relative path and bytes, in sorted order; ``__pycache__`` is skipped).
-
-    ``package_dir`` defaults to the directory of the imported ``asbbook`` package. The files are
-    read at every call, so an edit to any module changes the version and invalidates the cache.
-    """
-    import asbbook
-
-    root = Path(package_dir) if package_dir is not None else Path(asbbook.__file__).parent
-    digest = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.relative_to(root).parts)
-    for path in files:
-        rel = path.relative_to(root).as_posix().encode()
-        data = path.read_bytes()
-        digest.update(len(rel).to_bytes(8, "little") + rel)
-        digest.update(len(data).to_bytes(8, "little") + data)
-    return f"{asbbook.__version__}+src.{digest.hexdigest()[:16]}"
 
 
 def _function_name(fn: Callable) -> str:
@@ -191,29 +141,25 @@ def _function_name(fn: Callable) -> str:
     return f"{fn.__module__}.{qualname}"
 
 
-def _key(function: str, point: dict, version: str, data_fingerprint: str) -> str:
-    payload = {
-        "function": function,
-        "point": point,
-        "code_version": version,
-        "data_fingerprint": data_fingerprint,
-    }
-    return _sha256(_canonical(payload))
-
-
 def cache_key(
     fn: Callable, point: Mapping, data_fingerprint: str = "", *, version: str | None = None
 ) -> str:
-    """SHA-256 (hex) of the canonical JSON of ``{"function": module.qualname of fn, "point": point,
-    "code_version": version, "data_fingerprint": data_fingerprint}``.
+    """SHA-256 (hex) of the canonical JSON of ``{"function": module.qualname of fn,
+    "function_source": function_source_hash(fn), "point": point, "code_version": version,
+    "data_fingerprint": data_fingerprint}``.
 
-    ``version`` defaults to :func:`code_version`. Key order in ``point`` does not matter and
-    tuples count as lists (JSON has only arrays).
+    ``version`` defaults to :func:`code_version`. ``function_source`` is empty for functions of
+    ``asbbook`` (the code version covers them) and a hash of the file defining ``fn`` otherwise
+    (see :func:`function_source_hash`), so editing an outside sweep function invalidates its
+    entries. Key order in ``point`` does not matter and tuples count as lists.
     """
     if not isinstance(data_fingerprint, str):
         raise ValueError(f"data_fingerprint must be a str, got {type(data_fingerprint).__name__}")
     version = code_version() if version is None else version
-    return _key(_function_name(fn), _normalise_point(point), version, data_fingerprint)
+    name = _function_name(fn)
+    return entry_key(
+        name, function_source_hash(fn), normalise_point(point), version, data_fingerprint
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,237 +180,15 @@ def grid(**axes: Iterable) -> list[dict]:
             raise ValueError(
                 f"grid axis {name!r} must be a list of values, got {type(axis).__name__}"
             )
-        vals = [_to_jsonable(v, f"grid axis {name!r}", allow_nan=False) for v in axis]
+        vals = [to_jsonable(v, f"grid axis {name!r}", allow_nan=False) for v in axis]
         if not vals:
             raise ValueError(f"grid axis {name!r} is empty")
-        canon = [_canonical(v) for v in vals]
+        canon = [canonical(v) for v in vals]
         if len(set(canon)) != len(canon):
             raise ValueError(f"grid axis {name!r} has repeated values: {vals!r}")
         names.append(name)
         values.append(vals)
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
-
-
-# --------------------------------------------------------------------------------------------
-# Cache entries
-# --------------------------------------------------------------------------------------------
-
-
-def _entry_path(cache_dir: Path, key: str) -> Path:
-    return cache_dir / f"{key}.json"
-
-
-def _read_entry(path: Path, key: str) -> tuple[dict | None, str | None]:
-    """``(result, None)`` for a valid entry, ``(None, None)`` if absent, ``(None, reason)`` if corrupt."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, None
-    except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 text ({exc})"
-    try:
-        entry = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"invalid JSON ({exc})"
-    if not isinstance(entry, dict) or any(f not in entry for f in _ENTRY_FIELDS):
-        return None, "missing fields"
-    if entry["format"] != _FORMAT:
-        return None, f"unknown entry format {entry['format']!r}"
-    if entry["key"] != key:
-        return None, f"wrong key {str(entry['key'])[:16]}..."
-    try:
-        stored_key = _key(
-            entry["function"], entry["point"], entry["code_version"], entry["data_fingerprint"]
-        )
-    except (TypeError, ValueError) as exc:
-        return None, f"unhashable fields ({exc})"
-    if stored_key != key:
-        return None, "the stored function/point/version do not hash to the key"
-    if not isinstance(entry["result"], dict):
-        return None, "result is not a dict"
-    if _sha256(_canonical(entry["result"])) != entry["checksum"]:
-        return None, "result checksum mismatch"
-    return entry["result"], None
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_entry(path: Path, entry: dict) -> None:
-    """Write ``entry`` atomically: temporary file in the same directory, fsync, ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:16]}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(entry, f, sort_keys=True, indent=1, ensure_ascii=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-# --------------------------------------------------------------------------------------------
-# Evaluation (runs in the worker for the processes/dask executors)
-# --------------------------------------------------------------------------------------------
-
-
-def _limit_worker_threads(n_threads: int | None) -> None:
-    """A worker process is already one of ``n_workers`` per core: torch's own intra-op threads on
-    top of that oversubscribe the cores (measured here: 40x slower small matmuls under load)."""
-    if n_threads is None:
-        return
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a pinned dependency
-        return
-    if torch.get_num_threads() != n_threads:
-        torch.set_num_threads(n_threads)
-
-
-def _evaluate(
-    fn: Callable, point: dict, check_version: bool = False, worker_threads: int | None = None
-) -> tuple[str, float, str]:
-    """Call ``fn(point)``; return the result as JSON text, the seconds taken and (if asked) the
-    worker's code version. The result is validated here so that bad values fail in the worker.
-    ``worker_threads`` (set by the process and Dask executors) caps torch's threads in the worker."""
-    _limit_worker_threads(worker_threads)
-    start = time.perf_counter()
-    result = fn(point)
-    seconds = time.perf_counter() - start
-    if not isinstance(result, Mapping):
-        raise ValueError(
-            f"fn must return a dict, got {type(result).__name__} for point {_canonical(point)}"
-        )
-    result = _to_jsonable(result, f"result of point {_canonical(point)}", allow_nan=True)
-    return _canonical(result), seconds, code_version() if check_version else ""
-
-
-def _check_importable(fn: Callable, executor: str) -> None:
-    """For the processes executor, ``fn`` is pickled by reference and imported by the workers."""
-    module = sys.modules.get(fn.__module__)
-    if fn.__module__ == "__main__" and not getattr(module, "__file__", None):
-        raise ValueError(
-            f"with executor={executor!r}, fn must be importable by worker processes; "
-            f"{fn.__qualname__} is defined in an interactive session (notebook). Move it to a "
-            "module, or use executor='dask' (which ships notebook functions by value)"
-        )
-    if fn.__module__ != "__main__":
-        try:
-            obj = importlib.import_module(fn.__module__)
-            for part in fn.__qualname__.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(
-                f"with executor={executor!r}, fn must be importable as "
-                f"{fn.__module__}.{fn.__qualname__}: {exc}"
-            ) from exc
-        if obj is not fn:
-            raise ValueError(
-                f"with executor={executor!r}, {fn.__module__}.{fn.__qualname__} does not refer "
-                "to fn (was it redefined?)"
-            )
-
-
-# --------------------------------------------------------------------------------------------
-# Executors: each yields (index, result_json, seconds) in completion order
-# --------------------------------------------------------------------------------------------
-
-
-def _annotate(exc: BaseException, point: dict) -> None:
-    exc.add_note(f"(while computing sweep point {_canonical(point)})")
-
-
-def _run_inprocess(fn, todo):
-    for i, point in todo:
-        try:
-            text, seconds, _ = _evaluate(fn, point)
-        except Exception as exc:
-            _annotate(exc, point)
-            raise
-        yield i, text, seconds
-
-
-def _run_processes(fn, todo, n_workers):
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_evaluate, fn, point, False, 1): (i, point) for i, point in todo}
-        pending = set(futures)
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    i, point = futures[fut]
-                    try:
-                        text, seconds, _ = fut.result()
-                    except Exception as exc:
-                        _annotate(exc, point)
-                        raise
-                    yield i, text, seconds
-        finally:
-            for fut in pending:
-                fut.cancel()
-
-
-def _run_dask(fn, todo, n_workers, scheduler, version):
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError as exc:  # pragma: no cover - distributed is a pinned dependency
-        raise ImportError("executor='dask' needs the 'distributed' package") from exc
-
-    with contextlib.ExitStack() as stack:
-        if isinstance(scheduler, Client):
-            client = scheduler
-        elif scheduler is None:
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=n_workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                )
-            )
-            client = stack.enter_context(Client(cluster))
-        else:
-            client = stack.enter_context(Client(scheduler))
-        futures = {
-            client.submit(_evaluate, fn, point, True, 1, pure=False): (i, point)
-            for i, point in todo
-        }
-        remaining = set(futures)
-        try:
-            for fut in as_completed(list(futures)):
-                remaining.discard(fut)
-                i, point = futures[fut]
-                try:
-                    text, seconds, worker_version = fut.result()
-                except Exception as exc:
-                    _annotate(exc, point)
-                    raise
-                if worker_version != version:
-                    raise RuntimeError(
-                        f"a Dask worker has asbbook code version {worker_version}, but this sweep "
-                        f"was keyed with {version}: install the same asbbook source on every "
-                        "worker, and do not edit asbbook's source files while a sweep runs "
-                        "(the entries written so far stay valid)"
-                    )
-                yield i, text, seconds
-        finally:
-            if remaining:
-                client.cancel(list(remaining))
 
 
 # --------------------------------------------------------------------------------------------
@@ -483,6 +207,8 @@ def run_sweep(
     n_workers: int = 2,
     progress: bool = True,
     desc: str | None = None,
+    connect_timeout: float | None = None,
+    no_workers_timeout: float | None = None,
 ) -> list[dict]:
     """Evaluate ``fn(point)`` for every point, reading and writing one cache entry per point.
 
@@ -492,24 +218,30 @@ def run_sweep(
         A top-level function ``fn(point: dict) -> dict``. Result values may be numbers, strings,
         booleans, None, lists and nested dicts with string keys; numpy scalars/arrays (and torch
         tensors) are converted to numbers and lists. NaN and infinities are kept (written as in
-        Python's ``json``).
+        Python's ``json``). Outside ``asbbook``, the file defining ``fn`` enters the key.
     points
         JSON-serialisable dicts, all distinct (for example from :func:`grid`). ``fn`` receives the
         normalised point (tuples become lists, numpy numbers become Python numbers).
     cache_dir
-        Directory of the cache (created if needed). Entries are ``<key>.json``.
+        Directory of the cache (created if needed, and checked writable before anything is
+        computed: :class:`CacheDirError`). Entries are ``<key>.json``.
     data_fingerprint
         A string identifying the data ``fn`` uses; it enters the key.
     executor
-        ``"inprocess"``, ``"processes"`` (spawn-context process pool of ``n_workers``) or
-        ``"dask"``.
+        ``"inprocess"``, ``"processes"`` (spawn-context process pool of ``n_workers``, whose
+        workers exit when this process dies) or ``"dask"``.
     scheduler
         Only with ``executor="dask"``: ``None`` starts a ``LocalCluster(n_workers,
         threads_per_worker=1, processes=True)`` for the duration of the call; a string is a
         scheduler address (``"tcp://host:8786"``) to connect to; a ``distributed.Client`` is used
         as is. ``n_workers`` is ignored when a scheduler is given.
     progress, desc
-        Show a tqdm bar over the points (cached points count as done at once) with label ``desc``.
+        Show a tqdm bar over the points (cached points count as done at once) with label ``desc``;
+        ``$TQDM_DISABLE`` turns it off.
+    connect_timeout, no_workers_timeout
+        Only with ``executor="dask"``: seconds to connect to ``scheduler`` and to wait for a worker
+        (default ``$ASBBOOK_DASK_CONNECT_TIMEOUT`` / ``$ASBBOOK_DASK_NO_WORKERS_TIMEOUT``, else
+        10). Failures raise :class:`SchedulerError` naming the address and the fix.
 
     Returns
     -------
@@ -532,29 +264,33 @@ def run_sweep(
         raise ValueError("points must be a list of dicts (for example from grid(...))")
     function = _function_name(fn)
     if executor == "processes":
-        _check_importable(fn, executor)
+        check_importable(fn, executor)
+    function_source = function_source_hash(fn)
 
-    points = [_normalise_point(p, i) for i, p in enumerate(points)]
+    points = [normalise_point(p, i) for i, p in enumerate(points)]
     seen: dict[str, int] = {}
     for i, p in enumerate(points):
-        c = _canonical(p)
+        c = canonical(p)
         if c in seen:
             raise ValueError(f"duplicate point: points[{seen[c]}] and points[{i}] are both {c}")
         seen[c] = i
 
     cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    ensure_writable(cache_dir)
     version = code_version()
-    keys = [_key(function, p, version, data_fingerprint) for p in points]
+    keys = [entry_key(function, function_source, p, version, data_fingerprint) for p in points]
 
     results: list[dict | None] = [None] * len(points)
     todo = []
     for i, key in enumerate(keys):
-        result, problem = _read_entry(_entry_path(cache_dir, key), key)
+        path = entry_path(cache_dir, key)
+        result, problem = read_entry(path, key)
         if problem is not None:
+            moved = set_aside_if_not_a_file(path)
             warnings.warn(
-                f"corrupted sweep cache entry {_entry_path(cache_dir, key)} ({problem}); "
-                f"recomputing point {_canonical(points[i])}",
+                f"corrupted sweep cache entry {path} ({problem}); "
+                + (f"moved to {moved.name}; " if moved else "")
+                + f"recomputing point {canonical(points[i])}",
                 CacheCorruptionWarning,
                 stacklevel=2,
             )
@@ -563,31 +299,41 @@ def run_sweep(
         else:
             results[i] = result
 
-    bar = tqdm(total=len(points), desc=desc or fn.__name__, unit="pt", disable=not progress)
+    disable = not progress or progress_disabled()
+    bar = tqdm(total=len(points), desc=desc or fn.__name__, unit="pt", disable=disable)
     with bar:
         bar.update(len(points) - len(todo))
         if todo:
             if executor == "inprocess":
-                stream = _run_inprocess(fn, todo)
+                stream = run_inprocess(fn, todo)
             elif executor == "processes":
-                stream = _run_processes(fn, todo, n_workers)
+                stream = run_processes(fn, todo, n_workers)
             else:
-                stream = _run_dask(fn, todo, n_workers, scheduler, version)
+                stream = run_dask(
+                    fn,
+                    todo,
+                    n_workers,
+                    scheduler,
+                    version,
+                    connect_timeout=connect_timeout,
+                    no_workers_timeout=no_workers_timeout,
+                )
             with contextlib.closing(stream):
                 for i, text, seconds in stream:
                     result = json.loads(text)
                     entry = {
-                        "format": _FORMAT,
+                        "format": FORMAT,
                         "key": keys[i],
                         "function": function,
+                        "function_source": function_source,
                         "point": points[i],
                         "code_version": version,
                         "data_fingerprint": data_fingerprint,
                         "result": result,
-                        "checksum": _sha256(_canonical(result)),
+                        "checksum": checksum(keys[i], result),
                         "seconds": round(seconds, 6),
                     }
-                    _write_entry(_entry_path(cache_dir, keys[i]), entry)
+                    _write_entry(entry_path(cache_dir, keys[i]), entry)
                     results[i] = result
                     bar.update(1)
     return results
@@ -627,6 +373,8 @@ def run_spec(
     scheduler=None,
     n_workers: int = 2,
     progress: bool = True,
+    connect_timeout: float | None = None,
+    no_workers_timeout: float | None = None,
 ) -> list[dict]:
     """:func:`run_sweep` of one :class:`SweepSpec`, cached under ``cache_dir / spec.name``."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -640,4 +388,6 @@ def run_spec(
         n_workers=n_workers,
         progress=progress,
         desc=spec.name,
+        connect_timeout=connect_timeout,
+        no_workers_timeout=no_workers_timeout,
     )
