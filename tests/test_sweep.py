@@ -8,6 +8,7 @@ fail *and* the sources changed meanwhile, they are skipped with that reason inst
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -568,3 +569,181 @@ def test_run_spec_caches_each_named_sweep_under_the_default_dir(tmp_path, monkey
     assert first[0]["x"] == 3
     assert len(list((tmp_path / "demo").glob("*.json"))) == 1
     assert sweep.run_spec(spec, progress=False) == first
+
+
+# ----------------------------------------------------------- reliability (issue 12, items 2-5, 9)
+
+
+def _corrupt_moved_result(path, other):
+    """Another key's result *and its checksum* under this entry's (otherwise intact) fields: a
+    checksum over the result alone would accept it."""
+    entry, moved = json.loads(path.read_text()), json.loads(other.read_text())
+    entry["result"], entry["checksum"] = moved["result"], moved["checksum"]
+    path.write_text(json.dumps(entry))
+
+
+@sources_must_not_change
+def test_checksum_covers_the_key_as_well_as_the_result(tmp_path):
+    points = grid(a=[1, 2, 3])
+    run_sweep(counted, points, cache_dir=tmp_path, progress=False)
+    key2, key3 = (cache_key(counted, {"a": a}, "") for a in (2, 3))
+    _corrupt_moved_result(tmp_path / f"{key2}.json", tmp_path / f"{key3}.json")
+    _counter.clear()
+    with pytest.warns(CacheCorruptionWarning, match="checksum mismatch"):
+        out = run_sweep(counted, points, cache_dir=tmp_path, progress=False)
+    assert out == [expected_counted(a) for a in (1, 2, 3)]
+    assert _counter == [{"a": 2}]
+
+
+def _make_directory(path):
+    path.mkdir()
+    (path / "inside.txt").write_text("not an entry")
+
+
+def _make_fifo(path):
+    os.mkfifo(path)  # opening it for reading would block forever
+
+
+def _make_symlink(path):
+    target = path.with_name("elsewhere.txt")
+    target.write_text("{}")
+    path.symlink_to(target)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "make, kind",
+    [(_make_directory, "a directory"), (_make_fifo, "a FIFO"), (_make_symlink, "symbolic link")],
+)
+@sources_must_not_change
+def test_anything_but_a_regular_file_at_an_entry_path_is_corruption(tmp_path, make, kind):
+    points = grid(a=[1, 2, 3])
+    run_sweep(counted, points, cache_dir=tmp_path, progress=False)
+    path = tmp_path / f"{cache_key(counted, {'a': 2}, '')}.json"
+    path.unlink()
+    make(path)
+    _counter.clear()
+    with pytest.warns(CacheCorruptionWarning, match=f"{kind}.*not a regular file") as record:
+        out = run_sweep(counted, points, cache_dir=tmp_path, progress=False)
+    assert len(record) == 1 and path.name in str(record[0].message)
+    assert out == [expected_counted(a) for a in (1, 2, 3)]
+    assert _counter == [{"a": 2}]
+    assert path.is_file() and not path.is_symlink()
+    assert len(list(tmp_path.glob(f"{path.name}.corrupt-*"))) == 1  # set aside, not deleted
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheCorruptionWarning)
+        assert run_sweep(counted, points, cache_dir=tmp_path, progress=False) == out
+
+
+def _unwritable_dir(tmp_path) -> Path:
+    if os.geteuid() == 0:  # root writes through any permission bits, but not into sysfs
+        return Path("/sys")
+    ro = tmp_path / "read-only"
+    ro.mkdir()
+    ro.chmod(0o555)
+    return ro
+
+
+def test_unwritable_cache_dir_is_refused_before_anything_is_computed(tmp_path):
+    ro = _unwritable_dir(tmp_path)
+    with pytest.raises(sweep.CacheDirError, match=f"{ro} is not writable"):
+        run_sweep(counted, grid(a=[1, 2]), cache_dir=ro, progress=False)
+    assert _counter == []
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(sweep.CacheDirError, match=f"cannot create .*{blocker / 'cache'}"):
+        run_sweep(counted, grid(a=[1, 2]), cache_dir=blocker / "cache", progress=False)
+    assert _counter == []
+
+
+_TRIAL_SOURCE = """
+OFFSET = {offset}
+
+
+def helper(a):
+    return a + OFFSET
+
+
+def trial(point):
+    return {{"value": {body}}}
+"""
+
+
+@sources_must_not_change
+def test_editing_an_outside_sweep_function_invalidates_its_cache(tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # no stale .pyc within one second
+    modules = tmp_path / "mods"
+    modules.mkdir()
+    source = modules / "edited_trial_module.py"
+    monkeypatch.syspath_prepend(str(modules))
+    monkeypatch.delitem(sys.modules, "edited_trial_module", raising=False)
+
+    def write_and_load(offset, body):
+        source.write_text(_TRIAL_SOURCE.format(offset=offset, body=body))
+        importlib.invalidate_caches()
+        if "edited_trial_module" in sys.modules:
+            return importlib.reload(sys.modules["edited_trial_module"]).trial
+        return importlib.import_module("edited_trial_module").trial
+
+    cache, points = tmp_path / "cache", grid(a=[1, 2])
+    trial = write_and_load(0, "10 * point['a']")
+    assert run_sweep(trial, points, cache_dir=cache, progress=False) == [
+        {"value": 10},
+        {"value": 20},
+    ]
+    assert run_sweep(trial, points, cache_dir=cache, progress=False) == [
+        {"value": 10},
+        {"value": 20},
+    ]
+    key_before = cache_key(trial, points[0])
+    # The body changes: the old entries must not be returned.
+    trial = write_and_load(0, "100 * point['a']")
+    assert cache_key(trial, points[0]) != key_before
+    assert run_sweep(trial, points, cache_dir=cache, progress=False) == [
+        {"value": 100},
+        {"value": 200},
+    ]
+    # Only a helper of the same file changes: still invalidated.
+    trial = write_and_load(0, "helper(point['a'])")
+    assert run_sweep(trial, points, cache_dir=cache, progress=False) == [{"value": 1}, {"value": 2}]
+    trial = write_and_load(5, "helper(point['a'])")
+    assert run_sweep(trial, points, cache_dir=cache, progress=False) == [{"value": 6}, {"value": 7}]
+    # asbbook's own functions are covered by the code version alone.
+    assert sweep.function_source_hash(sweep.grid) == ""
+
+
+@pytest.mark.timeout(90)
+@sources_must_not_change
+def test_sigkill_of_a_process_sweep_leaves_no_process_behind(tmp_path):
+    import psutil
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = dict(os.environ, SWEEP_MARKER_DIR=str(marks), SWEEP_DELAY="60")
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER_SCRIPT), str(tmp_path / "c"), str(tmp_path / "o"), "6"]
+        + ["processes", "2"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(marks.glob("*.start"))) < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.1)
+    assert len(list(marks.glob("*.start"))) == 2, "the two workers did not start"
+    children = psutil.Process(proc.pid).children(recursive=True)
+    worker_pids = {pid for _, pid in markers(marks)}
+    assert worker_pids <= {c.pid for c in children}
+    assert len(children) >= 3  # two workers and the resource tracker
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    leftovers = [(p.pid, " ".join(p.cmdline())[:80]) for p in alive if p.is_running()]
+    for p in alive:  # do not leave them behind even when the test fails
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    assert leftovers == [], f"processes outlived the killed sweep by 5 s: {leftovers}"
