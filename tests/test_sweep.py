@@ -747,3 +747,121 @@ def test_sigkill_of_a_process_sweep_leaves_no_process_behind(tmp_path):
         with contextlib.suppress(psutil.Error):
             p.kill()
     assert leftovers == [], f"processes outlived the killed sweep by 5 s: {leftovers}"
+
+
+# ------------------------------------------------------------------ Dask failures (item 4)
+
+_SCHEDULER_SCRIPT = """
+import asyncio
+from distributed import Scheduler
+
+async def main():
+    async with Scheduler(host="127.0.0.1", port=0, dashboard_address="127.0.0.1:0") as s:
+        print(s.address, s.services["dashboard"].port, flush=True)
+        await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture(scope="module")
+def bare_scheduler(tmp_path_factory):
+    """A Dask scheduler with no workers, on loopback, in a process that can import asbbook but
+    not this test directory (so not ``sweep_worker``). Yields (scheduler address, dashboard port)."""
+    cwd = tmp_path_factory.mktemp("scheduler")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SCHEDULER_SCRIPT],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        address, dashboard = proc.stdout.readline().split()
+        yield address, int(dashboard)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dask_sweep(tmp_path, fn=slow_point, **kwargs):
+    return run_sweep(
+        fn, grid(i=[0, 1]), cache_dir=tmp_path, executor="dask", progress=False, **kwargs
+    )
+
+
+@pytest.mark.timeout(20)
+def test_a_refused_scheduler_port_fails_at_once_with_the_address(tmp_path):
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    start = time.monotonic()
+    with pytest.raises(sweep.SchedulerError, match=f"no Dask scheduler at {address}.*refused"):
+        _dask_sweep(tmp_path, scheduler=address)
+    assert time.monotonic() - start < 3
+    with pytest.raises(sweep.SchedulerError, match="not a scheduler address"):
+        _dask_sweep(tmp_path, scheduler=f"http://127.0.0.1:{_free_port()}")
+    assert entries(tmp_path) == []
+
+
+@pytest.mark.timeout(20)
+def test_the_dashboard_port_is_refused_quickly_and_clearly(tmp_path, bare_scheduler):
+    _, dashboard = bare_scheduler
+    start = time.monotonic()
+    with pytest.raises(sweep.SchedulerError, match="answers HTTP.*dashboard.*8786"):
+        _dask_sweep(tmp_path, scheduler=f"tcp://127.0.0.1:{dashboard}")
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.timeout(20)
+def test_a_scheduler_without_workers_fails_after_the_no_workers_timeout(
+    tmp_path, bare_scheduler, monkeypatch
+):
+    address, _ = bare_scheduler
+    # Any asbbook function will do: it is never called, and the scheduler can import it.
+    fn = sweep.progress_disabled
+    start = time.monotonic()
+    with pytest.raises(sweep.SchedulerError, match=f"{address} has no workers after 1 s.*worker"):
+        _dask_sweep(tmp_path, fn=fn, scheduler=address, no_workers_timeout=1)
+    assert 1 <= time.monotonic() - start < 8
+    monkeypatch.setenv(sweep.NO_WORKERS_TIMEOUT_ENV, "2")
+    start = time.monotonic()
+    with pytest.raises(sweep.SchedulerError, match="no workers after 2 s"):
+        _dask_sweep(tmp_path, fn=fn, scheduler=address)
+    assert 2 <= time.monotonic() - start < 9
+
+
+@pytest.mark.timeout(20)
+def test_a_scheduler_that_cannot_import_the_function_says_so(tmp_path, bare_scheduler):
+    address, _ = bare_scheduler
+    with pytest.raises(sweep.SchedulerError) as info:
+        _dask_sweep(tmp_path, scheduler=address, no_workers_timeout=1)
+    message = str(info.value)
+    assert f"{address} cannot import sweep_worker:slow_point" in message
+    assert "No module named 'sweep_worker'" in message and "install" in message
+    assert "different environments" not in message
+
+
+def test_dask_timeouts_default_to_10_s_and_are_configurable(monkeypatch):
+    from asbbook.sweep_executors import dask_timeout
+
+    env = sweep.CONNECT_TIMEOUT_ENV
+    monkeypatch.delenv(env, raising=False)
+    assert dask_timeout(None, env, "connect_timeout") == 10.0
+    monkeypatch.setenv(env, "2.5")
+    assert dask_timeout(None, env, "connect_timeout") == 2.5
+    assert dask_timeout(4, env, "connect_timeout") == 4.0  # the argument wins
+    monkeypatch.setenv(env, "soon")
+    with pytest.raises(ValueError, match=f"\\${env} must be a number"):
+        dask_timeout(None, env, "connect_timeout")
+    for bad in (0, -1, float("inf"), True, "3"):
+        with pytest.raises(ValueError, match="connect_timeout"):
+            dask_timeout(bad, env, "connect_timeout")
