@@ -50,9 +50,69 @@ def fraction(name: str, value, *, open_left: bool = True) -> float:
     return float(value)
 
 
+MAX_SEED = 2**63 - 1  # torch.manual_seed and torch.Generator take seeds up to here (int64)
+
+
 def seed(name: str, value) -> int:
-    """A non-negative integer seed."""
-    return positive_int(name, value, minimum=0)
+    """A non-negative integer seed ``<= 2**63 - 1`` (larger ones fail inside torch)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(name, value, "an integer >= 0")
+    if not 0 <= value <= MAX_SEED:
+        _fail(name, value, f"an integer between 0 and 2**63 - 1 = {MAX_SEED} (what torch accepts)")
+    return value
+
+
+MAX_BYTES_ENV = "ASBBOOK_MAX_BYTES"
+DEFAULT_MAX_BYTES = 4 * 2**30
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _local_check_memory(name: str, n_bytes) -> int:
+    """The same contract as ``asbbook.validation.check_memory`` (used when that is absent)."""
+    import os
+
+    raw = os.environ.get(MAX_BYTES_ENV)
+    try:
+        limit = int(float(raw)) if raw else DEFAULT_MAX_BYTES
+    except ValueError:
+        raise ParameterError(f"${MAX_BYTES_ENV} must be a number of bytes, got {raw!r}") from None
+    if isinstance(n_bytes, bool) or not isinstance(n_bytes, int | float) or n_bytes != n_bytes:
+        raise TypeError(f"n_bytes must be a number, got {n_bytes!r}")
+    if n_bytes > limit:
+        raise ParameterError(
+            f"parameter {name!r} needs an estimated {_human_bytes(n_bytes)} ({int(n_bytes)} "
+            f"bytes), more than the limit of {_human_bytes(limit)}: lower it, or raise the limit "
+            f"with the environment variable {MAX_BYTES_ENV}=<bytes>"
+        )
+    return int(n_bytes)
+
+
+def memory_budget(name: str, n_bytes) -> int:
+    """Refuse a parameter whose run would need more than ``$ASBBOOK_MAX_BYTES`` (default 4 GiB)
+    of memory by the chapter's estimate ``n_bytes``; return the estimate.
+
+    Raises :class:`ParameterError` naming the parameter and the estimate. Delegates to
+    ``asbbook.validation.check_memory`` (same variable, same default) when the package has it,
+    re-raising its error as a :class:`ParameterError` so that the CLI prints it on one line.
+    """
+    try:
+        from asbbook.validation import check_memory
+    except ImportError:
+        return _local_check_memory(name, n_bytes)
+    try:
+        check_memory(name, n_bytes)
+    except ParameterError:
+        raise
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
+    return int(n_bytes)
 
 
 def choice(name: str, value, options: Iterable[str]) -> str:

@@ -130,19 +130,52 @@ def code_version(package_dir: str | os.PathLike | None = None) -> str:
     return f"{asbbook.__version__}+src.{digest.hexdigest()[:16]}"
 
 
+def _code_text(code) -> str:
+    """A canonical text of a code object: bytecode, names and constants, nested code included,
+    without file name or line numbers (so moving a function does not change it). Not
+    ``marshal``, whose output depends on reference counts and so differs between processes."""
+    parts = [
+        code.co_code.hex(),
+        repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)),
+        repr((code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags)),
+    ]
+    for const in code.co_consts:
+        parts.append(_const_text(const))
+    return "\x1f".join(parts)
+
+
+def _const_text(const) -> str:
+    if hasattr(const, "co_code"):
+        return "code(" + _code_text(const) + ")"
+    if isinstance(const, tuple):
+        return "(" + ",".join(_const_text(c) for c in const) + ")"
+    if isinstance(const, frozenset):
+        return "frozenset(" + ",".join(sorted(_const_text(c) for c in const)) + ")"
+    return f"{type(const).__name__}:{const!r}"
+
+
+def loaded_code_hash(fn: Callable) -> str:
+    """16 hex digits of the SHA-256 of :func:`_code_text` of ``fn``'s code as loaded in this
+    process (what will actually run, whatever the file on disk says now)."""
+    return sha256(_code_text(fn.__code__))[:16]
+
+
 def function_source_hash(fn: Callable) -> str:
     """What identifies the code of a sweep function that :func:`code_version` does not cover.
 
     - ``""`` for a function of the ``asbbook`` package (its source is in the code version);
-    - ``"file:" +`` 16 hex digits of the SHA-256 of the whole file defining ``fn`` when it has
-      one (a module such as the README's ``mymodule.trial``). The whole file, not only the
-      function's body, so that an edit to a helper or a constant of the same module also
-      invalidates the cache; code imported from *other* modules outside ``asbbook`` is not
-      covered (keep it in the same file, or put a version into the points);
-    - ``"source:" +`` the hash of ``inspect.getsource(fn)`` for a function without a file
-      (defined in a notebook cell).
+    - otherwise ``"file:" +`` 16 hex digits of the SHA-256 of the whole file defining ``fn``
+      (a module such as the README's ``mymodule.trial``), or ``"source:" +`` the hash of
+      ``inspect.getsource(fn)`` for a function without a file (a notebook cell), followed by
+      ``"+code:" +`` :func:`loaded_code_hash` of the function as loaded.
 
-    The file is read at every call, as on disk: an edit after import changes the key.
+    The whole file, not only the function's body, so that an edit to a helper or a constant of
+    the same module invalidates the cache too; code imported from *other* modules outside
+    ``asbbook`` is not covered (keep it in the same file, or put a version into the points).
+    The file is read as it is on disk now, and the loaded code is hashed too, so a file edited
+    after it was imported does not map the old code's results to the new file: the executors
+    refuse workers whose loaded code differs. After editing the file, reload the module (or
+    restart the kernel) before sweeping.
     """
     module_name = getattr(fn, "__module__", None) or ""
     if module_name == "asbbook" or module_name.startswith("asbbook."):
@@ -150,15 +183,17 @@ def function_source_hash(fn: Callable) -> str:
     module = sys.modules.get(module_name)
     filename = getattr(module, "__file__", None)
     if filename and filename.endswith(".py") and os.path.isfile(filename):
-        return "file:" + hashlib.sha256(Path(filename).read_bytes()).hexdigest()[:16]
-    try:
-        source = inspect.getsource(fn)
-    except (OSError, TypeError) as exc:
-        raise ValueError(
-            f"fn: cannot read the source of {module_name}.{fn.__qualname__} ({exc}); the cache "
-            "key must cover the function's code, so define it in a .py module or a notebook cell"
-        ) from exc
-    return "source:" + sha256(source)[:16]
+        origin = "file:" + hashlib.sha256(Path(filename).read_bytes()).hexdigest()[:16]
+    else:
+        try:
+            origin = "source:" + sha256(inspect.getsource(fn))[:16]
+        except (OSError, TypeError) as exc:
+            raise ValueError(
+                f"fn: cannot read the source of {module_name}.{fn.__qualname__} ({exc}); the "
+                "cache key must cover the function's code, so define it in a .py module or a "
+                "notebook cell"
+            ) from exc
+    return f"{origin}+code:{loaded_code_hash(fn)}"
 
 
 def entry_key(

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from urllib.parse import urlsplit
 
-from asbbook.sweep_cache import canonical, code_version, to_jsonable
+from asbbook.sweep_cache import canonical, code_version, loaded_code_hash, to_jsonable
 
 PARENT_POLL_SECONDS = 0.25
 DEFAULT_DASK_TIMEOUT = 10.0
@@ -66,9 +66,10 @@ def _limit_worker_threads(n_threads: int | None) -> None:
 
 def evaluate(
     fn: Callable, point: dict, check_version: bool = False, worker_threads: int | None = None
-) -> tuple[str, float, str]:
-    """Call ``fn(point)``; return the result as JSON text, the seconds taken and (if asked) the
-    worker's code version. The result is validated here so that bad values fail in the worker.
+) -> tuple[str, float, str, str]:
+    """Call ``fn(point)``; return the result as JSON text, the seconds taken, (if asked) the
+    worker's code version and the hash of ``fn``'s code as the worker loaded it. The result is
+    validated here so that bad values fail in the worker.
     ``worker_threads`` (set by the process and Dask executors) caps torch's threads in the worker."""
     _limit_worker_threads(worker_threads)
     start = time.perf_counter()
@@ -79,7 +80,19 @@ def evaluate(
             f"fn must return a dict, got {type(result).__name__} for point {canonical(point)}"
         )
     result = to_jsonable(result, f"result of point {canonical(point)}", allow_nan=True)
-    return canonical(result), seconds, code_version() if check_version else ""
+    version = code_version() if check_version else ""
+    return canonical(result), seconds, version, loaded_code_hash(fn)
+
+
+def check_worker_code(fn: Callable, worker_code: str) -> None:
+    """A worker that imported ``fn`` from a file edited since this process imported it would
+    store the new code's results under the old code's key: refuse."""
+    if worker_code != loaded_code_hash(fn):
+        raise RuntimeError(
+            f"a worker runs different code for {fn.__module__}.{fn.__qualname__} than this "
+            "process loaded (was its file edited after it was imported?): reload the module or "
+            "restart the kernel, then rerun (the entries written so far stay valid)"
+        )
 
 
 def check_importable(fn: Callable, executor: str) -> None:
@@ -120,7 +133,7 @@ def _annotate(exc: BaseException, point: dict) -> None:
 def run_inprocess(fn, todo):
     for i, point in todo:
         try:
-            text, seconds, _ = evaluate(fn, point)
+            text, seconds, _, _ = evaluate(fn, point)
         except Exception as exc:
             _annotate(exc, point)
             raise
@@ -160,10 +173,11 @@ def run_processes(fn, todo, n_workers):
                 for fut in done:
                     i, point = futures[fut]
                     try:
-                        text, seconds, _ = fut.result()
+                        text, seconds, _, worker_code = fut.result()
                     except Exception as exc:
                         _annotate(exc, point)
                         raise
+                    check_worker_code(fn, worker_code)
                     yield i, text, seconds
         finally:
             for fut in pending:
@@ -373,7 +387,7 @@ def run_dask(
                 for fut in done:
                     i, point = futures[fut]
                     try:
-                        text, seconds, worker_version = fut.result()
+                        text, seconds, worker_version, worker_code = fut.result()
                     except RuntimeError as exc:
                         if "deserialization" in str(exc):
                             raise SchedulerError(
@@ -391,6 +405,7 @@ def run_dask(
                             "every worker, and do not edit asbbook's source files while a sweep "
                             "runs (the entries written so far stay valid)"
                         )
+                    check_worker_code(fn, worker_code)
                     yield i, text, seconds
         finally:
             if pending:
