@@ -129,7 +129,7 @@ def gaussian_patterns(
     (the random-dichotomy setting of Cover 1965 and Gardner 1988)."""
     n_examples = validation.check_int("n_examples", n_examples, minimum=1)
     dim = validation.check_int("dim", dim, minimum=1)
-    validation.check_memory("n_examples", 8.0 * n_examples * (dim + 1))
+    validation.check_memory("n_examples * dim", 8.0 * n_examples * (dim + 1))
     validation.check_float_dtype(dtype)
     device = validation.resolve_device(device)
     gen = torch.Generator().manual_seed(validation.check_seed("seed", seed))

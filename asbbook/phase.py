@@ -20,6 +20,7 @@ from asbbook.stats import binary_entropy_bits
 
 DATASETS = ("gaussian", "digits", "digits_shuffled")
 DIGITS_INPUTS = 64  # load_digits: 8 x 8 pixels
+MAX_DEPTH = 64  # weight layers; far beyond what trains at these widths
 
 
 def width_ladder(
@@ -33,7 +34,7 @@ def width_ladder(
     """
     n_inputs = validation.check_int("n_inputs", n_inputs, minimum=1)
     n_points = validation.check_int("n_points", n_points, minimum=1)
-    depth = validation.check_int("depth", depth, minimum=2)
+    depth = validation.check_int("depth", depth, minimum=2, maximum=MAX_DEPTH)
     n_min = validation.check_real("n_min", n_min, positive=True)
     n_max = validation.check_real("n_max", n_max, positive=True)
     if not n_min < n_max:

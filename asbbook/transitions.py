@@ -17,14 +17,21 @@ import torch
 from asbbook.stats import weighted_least_squares
 
 
-def _as_numpy(a) -> np.ndarray:
-    if isinstance(a, torch.Tensor):
-        a = a.detach().cpu().numpy()
-    return np.asarray(a, dtype=np.float64)
+def _as_numpy(value, name: str = "value") -> np.ndarray:
+    """``value`` (a tensor, array or sequence of real numbers) as a float64 array."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of real numbers, got {value!r}") from None
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
 
 
 def _as_1d(name: str, value, *, positive: bool = False) -> np.ndarray:
-    arr = _as_numpy(value)
+    arr = _as_numpy(value, name)
     if arr.ndim != 1 or arr.size < 1:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
     if not np.isfinite(arr).all():
@@ -131,7 +138,7 @@ def transition_point(
     f = _as_1d("fractions", fractions)
     if f.shape != xv.shape:
         raise ValueError(f"fractions has shape {f.shape}, x has {xv.shape}")
-    n = np.broadcast_to(_as_numpy(n_trials), xv.shape).astype(np.float64)
+    n = np.broadcast_to(_as_numpy(n_trials, "n_trials"), xv.shape).astype(np.float64)
     if not (np.isfinite(n).all() and (n >= 1).all() and (n == np.round(n)).all()):
         raise ValueError(f"n_trials must be positive integers, got {n_trials!r}")
     if ((f < 0) | (f > 1)).any():
