@@ -23,6 +23,17 @@ DIGITS_INPUTS = 64  # load_digits: 8 x 8 pixels
 MAX_DEPTH = 64  # weight layers; far beyond what trains at these widths
 
 
+def hidden_width_for(n_inputs: int, depth: int, n_params: float) -> float:
+    """The real hidden width ``h`` of an equal-width net with ``depth`` weight layers, ``n_inputs``
+    inputs and one output whose parameter count ``N(h) = n_0 h + (depth - 2) h^2 + h`` equals
+    ``n_params`` (the positive root of the quadratic)."""
+    n_inputs = validation.check_int("n_inputs", n_inputs, minimum=1)
+    depth = validation.check_int("depth", depth, minimum=2, maximum=MAX_DEPTH)
+    n_params = validation.check_real("n_params", n_params, positive=True)
+    a, b = depth - 2, n_inputs + 1
+    return n_params / b if a == 0 else (-b + math.sqrt(b * b + 4 * a * n_params)) / (2 * a)
+
+
 def width_ladder(
     n_inputs: int, depth: int, n_min: float, n_max: float, n_points: int
 ) -> list[tuple[int, ...]]:
@@ -39,14 +50,9 @@ def width_ladder(
     n_max = validation.check_real("n_max", n_max, positive=True)
     if not n_min < n_max:
         raise ValueError(f"n_min must be below n_max, got {n_min}, {n_max}")
-    a, b = depth - 2, n_inputs + 1  # N(h) = a h^2 + b h
-
-    def width_for(n: float) -> float:
-        return n / b if a == 0 else (-b + math.sqrt(b * b + 4 * a * n)) / (2 * a)
-
     out: list[tuple[int, ...]] = []
     for n in np.geomspace(n_min, n_max, n_points):
-        h = max(1, int(round(width_for(float(n)))))
+        h = max(1, int(round(hidden_width_for(n_inputs, depth, float(n)))))
         hidden = (h,) * (depth - 1)
         if not out or out[-1] != hidden:
             out.append(hidden)
