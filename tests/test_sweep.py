@@ -152,10 +152,10 @@ def test_code_version_changes_when_a_source_file_changes(tmp_path):
     assert code_version(pkg) == v0
     # Compiled files are not sources.
     (pkg / "__pycache__").mkdir()
-    (pkg / "__pycache__" / "sweep.cpython-311.pyc").write_bytes(b"\x00junk")
+    (pkg / "__pycache__" / "params.cpython-311.pyc").write_bytes(b"\x00junk")
     assert code_version(pkg) == v0
     # An edit, a new module and a rename all change the version.
-    sweep_src = pkg / "sweep.py"
+    sweep_src = pkg / "params.py"
     original = sweep_src.read_text()
     sweep_src.write_text(original + "\n# an edit\n")
     v1 = code_version(pkg)
@@ -851,7 +851,7 @@ def test_a_scheduler_that_cannot_import_the_function_says_so(tmp_path, bare_sche
 
 
 def test_dask_timeouts_default_to_10_s_and_are_configurable(monkeypatch):
-    from asbbook.sweep_executors import dask_timeout
+    from asbbook.sweep.executors import dask_timeout
 
     env = sweep.CONNECT_TIMEOUT_ENV
     monkeypatch.delenv(env, raising=False)

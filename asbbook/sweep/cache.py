@@ -1,7 +1,7 @@
 """The sweep cache's storage: canonical JSON, keys, and one checked JSON file per entry.
 
-Split out of :mod:`asbbook.sweep` (which re-exports the public names). An entry is a JSON file
-``<key>.json`` holding the key, the function and its source hash, the point, the code version,
+Part of the :mod:`asbbook.sweep` package (which re-exports the public names). An entry is a
+JSON file ``<key>.json`` holding the key, the function and its source hash, the point, the code version,
 the data fingerprint, the result and::
 
     checksum = sha256(canonical JSON of {"key": key, "result": result})

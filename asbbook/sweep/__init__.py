@@ -18,7 +18,7 @@ checked writable before anything is computed. A corrupted entry (bad JSON, wrong
 mismatch, a directory or other non-regular file at its path) is reported with a
 :class:`CacheCorruptionWarning` and recomputed. Nothing in the cache is pickled. (A kill during a
 write can leave a hidden ``.<key>-*.tmp`` file behind; it is never read and may be deleted.)
-Storage lives in :mod:`asbbook.sweep_cache`, the executors in :mod:`asbbook.sweep_executors`.
+Storage lives in :mod:`asbbook.sweep.cache`, the executors in :mod:`asbbook.sweep.executors`.
 
 Three executors compute the missing points: ``"inprocess"``, ``"processes"`` (a spawn-context
 ``ProcessPoolExecutor``) and ``"dask"`` (Dask ``distributed``: a temporary ``LocalCluster`` or a
@@ -52,7 +52,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from asbbook.sweep_cache import (
+from asbbook.sweep.cache import (
     FORMAT,
     CacheCorruptionWarning,
     CacheDirError,
@@ -69,7 +69,7 @@ from asbbook.sweep_cache import (
     to_jsonable,
     write_entry,
 )
-from asbbook.sweep_executors import (
+from asbbook.sweep.executors import (
     CONNECT_TIMEOUT_ENV,
     NO_WORKERS_TIMEOUT_ENV,
     SchedulerError,

@@ -1,7 +1,7 @@
 """Where the points of a sweep are computed: in process, in a process pool, or on Dask.
 
-Split out of :mod:`asbbook.sweep`. Each executor yields ``(index, result_json, seconds)`` in
-completion order; only the calling process writes the cache.
+Part of the :mod:`asbbook.sweep` package. Each executor yields ``(index, result_json,
+seconds)`` in completion order; only the calling process writes the cache.
 
 No process outlives a killed sweep: pool workers run a daemon thread that polls ``os.getppid()``
 and exits the worker within :data:`PARENT_POLL_SECONDS` of its parent's death (a SIGKILL leaves
@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from urllib.parse import urlsplit
 
-from asbbook.sweep_cache import canonical, code_version, loaded_code_hash, to_jsonable
+from asbbook.sweep.cache import canonical, code_version, loaded_code_hash, to_jsonable
 
 PARENT_POLL_SECONDS = 0.25
 DEFAULT_DASK_TIMEOUT = 10.0
