@@ -62,56 +62,25 @@ def seed(name: str, value) -> int:
     return value
 
 
-MAX_BYTES_ENV = "ASBBOOK_MAX_BYTES"
-DEFAULT_MAX_BYTES = 4 * 2**30
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def _local_check_memory(name: str, n_bytes) -> int:
-    """The same contract as ``asbbook.validation.check_memory`` (used when that is absent)."""
-    import os
-
-    raw = os.environ.get(MAX_BYTES_ENV)
-    try:
-        limit = int(float(raw)) if raw else DEFAULT_MAX_BYTES
-    except ValueError:
-        raise ParameterError(f"${MAX_BYTES_ENV} must be a number of bytes, got {raw!r}") from None
-    if isinstance(n_bytes, bool) or not isinstance(n_bytes, int | float) or n_bytes != n_bytes:
-        raise TypeError(f"n_bytes must be a number, got {n_bytes!r}")
-    if n_bytes > limit:
-        raise ParameterError(
-            f"parameter {name!r} needs an estimated {_human_bytes(n_bytes)} ({int(n_bytes)} "
-            f"bytes), more than the limit of {_human_bytes(limit)}: lower it, or raise the limit "
-            f"with the environment variable {MAX_BYTES_ENV}=<bytes>"
-        )
-    return int(n_bytes)
-
-
 def memory_budget(name: str, n_bytes) -> int:
-    """Refuse a parameter whose run would need more than ``$ASBBOOK_MAX_BYTES`` (default 4 GiB)
-    of memory by the chapter's estimate ``n_bytes``; return the estimate.
+    """Refuse a chapter parameter whose run would need more memory than allowed, by the chapter's
+    own estimate ``n_bytes``; return the estimate in bytes.
 
-    Raises :class:`ParameterError` naming the parameter and the estimate. Delegates to
-    ``asbbook.validation.check_memory`` (same variable, same default) when the package has it,
-    re-raising its error as a :class:`ParameterError` so that the CLI prints it on one line.
+    The rule is :func:`asbbook.validation.check_memory`: the limit is ``$ASBBOOK_MAX_BYTES``
+    (default 4 GiB). Its ``ValueError`` comes back as a :class:`ParameterError` that names the
+    parameter and the estimate, so ``asbbook run`` prints it as a one-line user error.
     """
-    try:
-        from asbbook.validation import check_memory
-    except ImportError:
-        return _local_check_memory(name, n_bytes)
+    from asbbook.validation import check_memory
+
+    if isinstance(n_bytes, bool) or not isinstance(n_bytes, int | float) or n_bytes != n_bytes:
+        raise TypeError(f"n_bytes (the estimate for parameter {name!r}) must be a number")
     try:
         check_memory(name, n_bytes)
-    except ParameterError:
-        raise
     except ValueError as exc:
-        raise ParameterError(str(exc)) from None
+        message = str(exc)
+        if message.startswith(name):
+            message = message[len(name) :].lstrip()
+        raise ParameterError(f"parameter {name!r} {message}") from None
     return int(n_bytes)
 
 
