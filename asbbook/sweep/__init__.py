@@ -74,6 +74,7 @@ from asbbook.sweep.executors import (
     NO_WORKERS_TIMEOUT_ENV,
     SchedulerError,
     check_importable,
+    dask_session,
     run_dask,
     run_inprocess,
     run_processes,
@@ -299,9 +300,22 @@ def run_sweep(
         else:
             results[i] = result
 
-    disable = not progress or progress_disabled()
-    bar = tqdm(total=len(points), desc=desc or fn.__name__, unit="pt", disable=disable)
-    with bar:
+    with contextlib.ExitStack() as stack:
+        session = None
+        if todo and executor == "dask":  # connect before the bar, so failures come first
+            session = stack.enter_context(
+                dask_session(
+                    fn,
+                    n_workers,
+                    scheduler,
+                    connect_timeout=connect_timeout,
+                    no_workers_timeout=no_workers_timeout,
+                )
+            )
+        disable = not progress or progress_disabled()
+        bar = stack.enter_context(
+            tqdm(total=len(points), desc=desc or fn.__name__, unit="pt", disable=disable)
+        )
         bar.update(len(points) - len(todo))
         if todo:
             if executor == "inprocess":
@@ -309,15 +323,7 @@ def run_sweep(
             elif executor == "processes":
                 stream = run_processes(fn, todo, n_workers)
             else:
-                stream = run_dask(
-                    fn,
-                    todo,
-                    n_workers,
-                    scheduler,
-                    version,
-                    connect_timeout=connect_timeout,
-                    no_workers_timeout=no_workers_timeout,
-                )
+                stream = run_dask(fn, todo, session, version)
             with contextlib.closing(stream):
                 for i, text, seconds in stream:
                     result = json.loads(text)

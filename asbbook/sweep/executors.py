@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from asbbook.sweep.cache import canonical, code_version, loaded_code_hash, to_jsonable
@@ -329,19 +330,27 @@ def _address(client) -> str:
     return getattr(client, "scheduler", None) and client.scheduler.address or "<scheduler>"
 
 
-def run_dask(
-    fn, todo, n_workers, scheduler, version, *, connect_timeout=None, no_workers_timeout=None
-):
+@dataclass(frozen=True)
+class DaskSession:
+    """A client checked to be usable: connected, able to import the sweep, with a worker."""
+
+    client: object
+    address: str
+    no_workers_timeout: float
+
+
+@contextlib.contextmanager
+def dask_session(fn, n_workers, scheduler, *, connect_timeout=None, no_workers_timeout=None):
+    """Connect (or start a ``LocalCluster``), check the scheduler imports ``fn`` and has a
+    worker; every failure is a :class:`SchedulerError` within the time-outs."""
     try:
         from distributed import Client, LocalCluster
-        from distributed import wait as dask_wait
     except ImportError as exc:  # pragma: no cover - distributed is a pinned dependency
         raise ImportError("executor='dask' needs the 'distributed' package") from exc
     connect_timeout = dask_timeout(connect_timeout, CONNECT_TIMEOUT_ENV, "connect_timeout")
     no_workers_timeout = dask_timeout(
         no_workers_timeout, NO_WORKERS_TIMEOUT_ENV, "no_workers_timeout"
     )
-
     with contextlib.ExitStack() as stack:
         if isinstance(scheduler, Client):
             client = scheduler
@@ -362,52 +371,60 @@ def run_dask(
             client = stack.enter_context(connect(address, connect_timeout))
         check_scheduler_imports(client, fn, address)
         wait_for_workers(client, address, no_workers_timeout)
-        futures = {
-            client.submit(evaluate, fn, point, True, 1, pure=False): (i, point) for i, point in todo
-        }
-        pending = set(futures)
-        workerless_since = None
-        try:
-            while pending:
+        yield DaskSession(client, address, no_workers_timeout)
+
+
+def run_dask(fn, todo, session: DaskSession, version: str):
+    from distributed import wait as dask_wait
+
+    client, address = session.client, session.address
+    no_workers_timeout = session.no_workers_timeout
+    futures = {
+        client.submit(evaluate, fn, point, True, 1, pure=False): (i, point) for i, point in todo
+    }
+    pending = set(futures)
+    workerless_since = None
+    try:
+        while pending:
+            try:
+                done, pending = dask_wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                if client.nthreads():
+                    workerless_since = None
+                elif workerless_since is None:
+                    workerless_since = time.monotonic()
+                elif time.monotonic() - workerless_since > no_workers_timeout:
+                    raise SchedulerError(
+                        f"every worker of the Dask scheduler at {address} left and none "
+                        f"came back within {no_workers_timeout:g} s; {len(pending)} points "
+                        "are unfinished (the finished ones are cached): start workers with "
+                        f"`dask worker {address} --nthreads 1` and rerun"
+                    ) from None
+                continue
+            for fut in done:
+                i, point = futures[fut]
                 try:
-                    done, pending = dask_wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
-                except TimeoutError:
-                    if client.nthreads():
-                        workerless_since = None
-                    elif workerless_since is None:
-                        workerless_since = time.monotonic()
-                    elif time.monotonic() - workerless_since > no_workers_timeout:
+                    text, seconds, worker_version, worker_code = fut.result()
+                except RuntimeError as exc:
+                    if "deserialization" in str(exc):
                         raise SchedulerError(
-                            f"every worker of the Dask scheduler at {address} left and none "
-                            f"came back within {no_workers_timeout:g} s; {len(pending)} points "
-                            "are unfinished (the finished ones are cached): start workers with "
-                            f"`dask worker {address} --nthreads 1` and rerun"
+                            _import_message(address, f"{fn.__module__}.{fn.__qualname__}", exc)
                         ) from None
-                    continue
-                for fut in done:
-                    i, point = futures[fut]
-                    try:
-                        text, seconds, worker_version, worker_code = fut.result()
-                    except RuntimeError as exc:
-                        if "deserialization" in str(exc):
-                            raise SchedulerError(
-                                _import_message(address, f"{fn.__module__}.{fn.__qualname__}", exc)
-                            ) from None
-                        _annotate(exc, point)
-                        raise
-                    except Exception as exc:
-                        _annotate(exc, point)
-                        raise
-                    if worker_version != version:
-                        raise RuntimeError(
-                            f"a Dask worker has asbbook code version {worker_version}, but this "
-                            f"sweep was keyed with {version}: install the same asbbook source on "
-                            "every worker, and do not edit asbbook's source files while a sweep "
-                            "runs (the entries written so far stay valid)"
-                        )
-                    check_worker_code(fn, worker_code)
-                    yield i, text, seconds
-        finally:
-            if pending:
-                with contextlib.suppress(Exception):
-                    client.cancel(list(pending))
+                    _annotate(exc, point)
+                    raise
+                except Exception as exc:
+                    _annotate(exc, point)
+                    raise
+                if worker_version != version:
+                    raise RuntimeError(
+                        f"a Dask worker has asbbook code version {worker_version}, but this "
+                        f"sweep was keyed with {version}: install the same asbbook source on "
+                        "every worker, and do not edit asbbook's source files while a sweep "
+                        "runs (the entries written so far stay valid)"
+                    )
+                check_worker_code(fn, worker_code)
+                yield i, text, seconds
+    finally:
+        if pending:
+            with contextlib.suppress(Exception):
+                client.cancel(list(pending))
