@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -181,3 +182,40 @@ def test_memory_budget_names_the_parameter_and_the_estimate(monkeypatch):
         params.memory_budget("n_samples", 2 * 10**6)
     with pytest.raises(TypeError, match="n_bytes"):
         params.memory_budget("n_samples", "big")
+
+
+@pytest.mark.timeout(180)
+def test_sigkill_of_asbbook_sweep_leaves_no_process_behind(root, tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    env = dict(os.environ, PYTHONPATH=str(root))
+    command = [sys.executable, "-m", "asbbook.cli", "sweep", "05", "--smoke"]
+    proc = subprocess.Popen(
+        [*command, "--executor", "processes", "--cache-dir", str(tmp_path)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    parent = psutil.Process(proc.pid)
+    workers: list = []
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            children = parent.children(recursive=True)
+            workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+        if len(workers) >= 2:
+            break
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the sweep's worker processes never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=5)
+    leftovers = [p.pid for p in alive if p.is_running()]
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    assert leftovers == [], "processes outlived the killed `asbbook sweep` by 5 s"
