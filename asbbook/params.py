@@ -84,6 +84,21 @@ def memory_budget(name: str, n_bytes) -> int:
     return int(n_bytes)
 
 
+def scheduler(name: str, value) -> str | None:
+    """A Dask scheduler address, checked at once (about a second) so that a wrong address fails
+    with the parameters, not cells later; ``""`` or ``None`` means no scheduler."""
+    from asbbook.sweep import SchedulerError, check_scheduler
+
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        _fail(name, value, "a Dask scheduler address such as 'tcp://host:8786', or ''")
+    try:
+        return check_scheduler(value)
+    except SchedulerError as exc:
+        raise ParameterError(f"parameter {name!r}: {exc}") from None
+
+
 def choice(name: str, value, options: Iterable[str]) -> str:
     """One of a fixed set of strings."""
     options = tuple(options)

@@ -219,3 +219,18 @@ def test_sigkill_of_asbbook_sweep_leaves_no_process_behind(root, tmp_path):
         with contextlib.suppress(psutil.Error):
             p.kill()
     assert leftovers == [], "processes outlived the killed `asbbook sweep` by 5 s"
+
+
+def test_a_scheduler_parameter_is_checked_with_the_parameters():
+    import socket
+
+    assert params.scheduler("scheduler", "") is None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(params.ParameterError, match=f"parameter 'scheduler'.*{address}.*refused"):
+        params.scheduler("scheduler", address)
+    with pytest.raises(params.ParameterError, match="parameter 'scheduler'.*not a scheduler"):
+        params.scheduler("scheduler", "http://127.0.0.1:8787/status")
+    with pytest.raises(params.ParameterError, match="parameter 'scheduler'"):
+        params.scheduler("scheduler", 8786)

@@ -89,6 +89,7 @@ __all__ = [
     "SchedulerError",
     "SweepSpec",
     "cache_key",
+    "check_scheduler",
     "code_version",
     "function_source_hash",
     "grid",
@@ -106,6 +107,18 @@ def progress_disabled() -> bool:
     tqdm honours the variable only for arguments left at their default, and the bars here pass
     ``disable`` explicitly, so they check it themselves."""
     return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def check_scheduler(address: str, connect_timeout: float | None = None) -> str:
+    """Fail fast (about a second) unless ``address`` answers like a Dask scheduler: a refused
+    port, an HTTP server such as the dashboard, or a silent port raise :class:`SchedulerError`
+    naming the address. A chapter calls it with its parameters, before its first cell of work."""
+    from asbbook.sweep.executors import dask_timeout, probe_scheduler
+
+    if not isinstance(address, str) or not address:
+        raise ValueError(f"scheduler must be a non-empty address string, got {address!r}")
+    probe_scheduler(address, dask_timeout(connect_timeout, CONNECT_TIMEOUT_ENV, "connect_timeout"))
+    return address
 
 
 # --------------------------------------------------------------------------------------------
