@@ -85,7 +85,7 @@ def memory_budget(name: str, n_bytes) -> int:
 
 
 def scheduler(name: str, value) -> str | None:
-    """A Dask scheduler address, checked at once (about a second) so that a wrong address fails
+    """A Dask scheduler address, checked at once (a couple of seconds) so that a wrong address fails
     with the parameters, not cells later; ``""`` or ``None`` means no scheduler."""
     from asbbook.sweep import SchedulerError, check_scheduler
 

@@ -110,9 +110,9 @@ def progress_disabled() -> bool:
 
 
 def check_scheduler(address: str, connect_timeout: float | None = None) -> str:
-    """Fail fast (about a second) unless ``address`` answers like a Dask scheduler: a refused
-    port, an HTTP server such as the dashboard, or a silent port raise :class:`SchedulerError`
-    naming the address. A chapter calls it with its parameters, before its first cell of work."""
+    """Fail fast (within about two seconds) when ``address`` is no Dask scheduler: a refused
+    port, an HTTP server such as the dashboard, or a port that closes without the handshake
+    raise :class:`SchedulerError` naming the address. A chapter calls it with its parameters, before its first cell of work."""
     from asbbook.sweep.executors import dask_timeout, probe_scheduler
 
     if not isinstance(address, str) or not address:
