@@ -74,6 +74,8 @@ class GramStructure:
     rank_features: int  # numerical rank of Phi (equals rank C for a Gram matrix)
     gram_error: float  # max |C - Phi^T Phi| / max |C|
     min_eigenvalue_ratio: float  # smallest eigenvalue of C over the largest (>= 0 up to round-off)
+    n_patterns: int  # K: distinct gate patterns (linear regions) among the examples
+    pattern_rank_bound: int  # sum over patterns r of rank{x_mu in r}, at most min(P, n_0 K)
 
 
 def coupling_gram_structure(
@@ -86,12 +88,24 @@ def coupling_gram_structure(
 
     ``C`` is the Gram matrix of the ``P`` circuit-feature rows ``Phi_mu``
     (:func:`circuit_features`), so ``rank C = rank Phi <= min(P, n_circuits)`` and ``C`` is
-    positive semi-definite: the form of the Hebbian couplings of Hopfield (1982). Ranks are
-    numerical, with the tolerance ``max(shape) eps sigma_max`` of ``torch.linalg.matrix_rank``.
+    positive semi-definite: the form of the Hebbian couplings of Hopfield (1982). Sharper:
+    ``Phi_mu = x_mu (x) g^1(x_mu) (x) ... (x) g^{L-1}(x_mu)`` (Kronecker product), so examples
+    with the same gate pattern ``r`` span at most ``rank{x_mu : mu in r}`` dimensions and
+    ``rank C <= sum_r rank{x_mu : mu in r} <= min(P, n_0 K)`` over the ``K`` distinct patterns.
+    Ranks are numerical, with the tolerance of ``torch.linalg.matrix_rank``.
     """
-    _, X = _checks.network_and_inputs(weights, X)
+    widths, X = _checks.network_and_inputs(weights, X)
+    _checks.scalar_output(widths)
     features = enumeration.circuit_features(weights, X, max_circuits=max_circuits)
     C = enumeration.circuit_coupling_matrix(weights, X, max_circuits=max_circuits)
+    gates, _ = _checks.gates_and_output(weights, X)
+    pattern = torch.cat(gates, dim=-1) if gates else X.new_zeros(X.shape[0], 0)
+    patterns, which = torch.unique(pattern, dim=0, return_inverse=True)
+    bound = 0
+    for r in range(patterns.shape[0]):
+        members = which == r
+        if all(bool(g[members][0].any()) for g in gates):  # an all-closed layer gives Phi_mu = 0
+            bound += int(torch.linalg.matrix_rank(X[members]))
     eigenvalues = torch.linalg.eigvalsh(C)
     top = eigenvalues[-1].clamp(min=torch.finfo(C.dtype).tiny)
     scale = C.abs().max().clamp(min=torch.finfo(C.dtype).tiny)
@@ -102,6 +116,8 @@ def coupling_gram_structure(
         rank_features=int(torch.linalg.matrix_rank(features)),
         gram_error=float((C - features.T @ features).abs().max() / scale),
         min_eigenvalue_ratio=float(eigenvalues[0] / top),
+        n_patterns=int(patterns.shape[0]),
+        pattern_rank_bound=bound,
     )
 
 

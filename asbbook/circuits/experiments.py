@@ -102,6 +102,7 @@ def train_small_net(
         }
     )
     size = validation.element_bytes(X.dtype)
+    validation.check_memory("widths", 3.0 * size * nets.parameter_count(widths))
     validation.check_memory(
         "snapshot_steps", size * len(wanted) * nets.parameter_count(widths) + 8.0 * steps
     )
