@@ -645,8 +645,10 @@ def test_absurd_sizes_are_refused_before_work():
         circuits.train_small_net(X, y, (4, 3, 1), steps=10**10)
     run = circuits.train_small_net(X, y, (4, 3, 1), steps=5, max_steps=5)
     assert run.loss.shape == (6,)
-    with pytest.raises(ValueError, match="^n_members is too large"):
+    with pytest.raises(ValueError, match="^n_members=1,000,000,000 is above max_members"):
         circuits.initial_ensemble(X, y, (4, 3, 1), n_members=10**9)
+    with pytest.raises(ValueError, match="^n_members is too large"):
+        circuits.initial_ensemble(X, y, (4, 3, 1), n_members=10**9, max_members=10**10)
     with pytest.raises(ValueError, match="^widths is too large"):
         circuits.train_small_net(X, y, (4, 100_000, 100_000, 1), steps=1)
 

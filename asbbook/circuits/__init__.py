@@ -78,6 +78,7 @@ from asbbook.circuits.enumeration import (
     label_signed_contributions,
 )
 from asbbook.circuits.experiments import (
+    DEFAULT_MAX_MEMBERS,
     DEFAULT_MAX_STEPS,
     ExactChecks,
     InitialEnsemble,
@@ -107,6 +108,7 @@ __all__ = [
     "DEFAULT_MAX_CIRCUITS",
     "DEFAULT_MAX_COUPLING_CIRCUITS",
     "DEFAULT_MAX_ENTRIES",
+    "DEFAULT_MAX_MEMBERS",
     "DEFAULT_MAX_STEPS",
     "CircuitEnergy",
     "CircuitEnergyDerivation",

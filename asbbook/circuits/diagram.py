@@ -8,6 +8,8 @@ import torch
 
 from asbbook.circuits import _checks, enumeration
 
+GAP = 2.0  # horizontal distance between layers, in units of the vertical unit spacing
+
 
 def strongest_open_circuit(weights: Sequence[torch.Tensor], x: torch.Tensor) -> tuple[int, ...]:
     """The open circuit ``pi`` (``S_pi(x) = 1``) with the largest ``|x_{i_0} J_pi|`` for one
@@ -42,7 +44,7 @@ def draw_circuit(ax, weights, x, path, *, field: float | None = None) -> dict:
     top = max(widths)
 
     def position(layer: int, unit: int) -> tuple[float, float]:
-        return 1.6 * layer, (widths[layer] - 1) / 2 - unit + 0 * top
+        return GAP * layer, (widths[layer] - 1) / 2 - unit
 
     on_path = {(ell, path[ell], path[ell + 1]) for ell in range(len(widths) - 1)}
     for ell, w in enumerate(weights):
@@ -51,15 +53,15 @@ def draw_circuit(ax, weights, x, path, *, field: float | None = None) -> dict:
                 (x0, y0), (x1, y1) = position(ell, j), position(ell + 1, i)
                 if (ell, j, i) in on_path:
                     ax.plot([x0, x1], [y0, y1], color="C3", lw=3.0, zorder=2)
-                    label = rf"$W^{{{ell + 1}}}_{{{i + 1}{j + 1}}} = {float(w[i, j]):+.2f}$"
+                    label = rf"$W^{{{ell + 1}}}_{{{i + 1}{j + 1}}}$"
                     ax.annotate(
                         label,
                         ((x0 + x1) / 2, (y0 + y1) / 2),
-                        xytext=(0, 9),
+                        xytext=(0, 10),
                         textcoords="offset points",
                         ha="center",
                         color="C3",
-                        fontsize=9,
+                        fontsize=10,
                         zorder=4,
                         bbox={"fc": "white", "ec": "none", "alpha": 0.85, "pad": 0.5},
                     )
@@ -72,9 +74,9 @@ def draw_circuit(ax, weights, x, path, *, field: float | None = None) -> dict:
             is_open = bool(open_[ell][i] > 0)
             face = ("C0" if is_open else "white") if hidden else "0.35"
             edge = "C3" if path[ell] == i else "0.3"
-            ax.scatter([px], [py], s=260, c=face, edgecolors=edge, linewidths=2.2, zorder=3)
+            ax.scatter([px], [py], s=170, c=face, edgecolors=edge, linewidths=2.2, zorder=3)
         name = "input" if ell == 0 else ("output" if ell == len(widths) - 1 else f"layer {ell}")
-        ax.text(1.6 * ell, -(top - 1) / 2 - 0.9, name, ha="center", va="top", fontsize=10)
+        ax.text(GAP * ell, -(top - 1) / 2 - 0.7, name, ha="center", va="top", fontsize=10)
     for j in range(widths[0]):
         px, py = position(0, j)
         ax.text(
@@ -90,24 +92,31 @@ def draw_circuit(ax, weights, x, path, *, field: float | None = None) -> dict:
         J *= float(w[path[ell + 1], path[ell]])
     S = int(all(bool(open_[ell][path[ell]] > 0) for ell in range(1, len(widths) - 1)))
     contribution = float(x[0, path[0]]) * J * S
+    names = [
+        rf"W^{{{ell + 1}}}_{{{path[ell + 1] + 1}{path[ell] + 1}}}" for ell in range(len(weights))
+    ][::-1]
+    values = [float(w[path[ell + 1], path[ell]]) for ell, w in enumerate(weights)][::-1]
+    gate_names = [rf"g^{{{ell}}}_{{{path[ell] + 1}}}" for ell in range(1, len(widths) - 1)]
     lines = [
         rf"$\pi = ({', '.join(str(i + 1) for i in path)})$",
-        rf"$J_\pi = \prod_l W^l_{{i_l i_{{l-1}}}} = {J:+.3f}$",
-        rf"$S_\pi(x) = {S}$ (every gate on $\pi$ open)",
-        rf"$x_{{i_0}} J_\pi S_\pi = {contribution:+.3f}$",
+        rf"$J_\pi = {' '.join(names)}$",
+        "$\\quad = " + "".join(f"({v:+.2f})" for v in values) + rf" = {J:+.3f}$",
+        rf"$S_\pi(x) = {' '.join(gate_names)} = {S}$",
+        rf"$x_{{{path[0] + 1}}} J_\pi S_\pi = {contribution:+.3f}$",
     ]
     if field is not None:
-        lines.append(rf"$h_\pi = \sum_\mu y_\mu x_{{\mu i_0}} S_\pi(x_\mu) = {field:+.2f}$")
+        lines.append(rf"$h_\pi = {field:+.2f}$ (over the dataset)")
+    lines.append("filled unit: gate open")
     ax.text(
-        1.6 * (len(widths) - 1) + 0.5,
-        (top - 1) / 2,
+        GAP * (len(widths) - 1) + 0.4,
+        (top - 1) / 2 + 0.5,
         "\n".join(lines),
         ha="left",
         va="top",
         fontsize=10,
         bbox={"fc": "white", "ec": "C3", "pad": 4},
     )
-    ax.set_xlim(-1.6, 1.6 * (len(widths) - 1) + 4.2)
-    ax.set_ylim(-(top - 1) / 2 - 1.4, (top - 1) / 2 + 0.7)
+    ax.set_xlim(-2.2, GAP * (len(widths) - 1) + 7.7)
+    ax.set_ylim(-(top - 1) / 2 - 1.0, (top - 1) / 2 + 0.8)
     ax.set_axis_off()
     return {"J": J, "S": S, "contribution": contribution}

@@ -14,6 +14,8 @@ from asbbook.circuits import _checks, counting, energy, enumeration
 
 #: Default cap on gradient-descent steps of :func:`train_small_net` (override with max_steps).
 DEFAULT_MAX_STEPS = 1_000_000
+#: Default cap on the networks of :func:`initial_ensemble` (override with max_members).
+DEFAULT_MAX_MEMBERS = 1_000_000
 
 
 def principal_features(X: torch.Tensor, n_features: int) -> torch.Tensor:
@@ -184,6 +186,7 @@ def initial_ensemble(
     device: torch.device | str = "cpu",
     threads: int | None = 1,
     max_entries: int = 4_000_000,
+    max_members: int = DEFAULT_MAX_MEMBERS,
 ) -> InitialEnsemble:
     """Draw ``n_members`` independent He-initialised networks and measure their open-circuit
     count and circuit magnetisation on ``(X, y)`` (in log space, nothing enumerated).
@@ -192,13 +195,20 @@ def initial_ensemble(
     ``asbbook.data.torch_generator(seed, stream="initial_ensemble", widths=widths,
     sigma2=sigma2)``. Members are processed in chunks whose activations hold at most
     ``max_entries`` numbers. Integer ``X`` is refused (integer arithmetic would truncate the
-    pre-activations), as are sizes beyond the memory limit.
+    pre-activations), as are sizes beyond the memory limit and ``n_members`` above
+    ``max_members`` (each member costs a Python-level draw; raise ``max_members`` to allow more).
     """
     widths = validation.check_widths(widths)
     _checks.scalar_output(widths, "widths")
     X = validation.check_inputs(X, widths[0])
     y = _checks.labels(y, X)
     n_members = validation.check_int("n_members", n_members, minimum=2)
+    max_members = validation.check_int("max_members", max_members, minimum=2)
+    if n_members > max_members:
+        raise ValueError(
+            f"n_members={n_members:,} is above max_members={max_members:,}; pass a larger "
+            "max_members to allow it"
+        )
     sigma2 = validation.check_real("sigma2", sigma2, positive=True)
     seed = validation.check_seed("seed", seed)
     device = validation.resolve_device(device)
