@@ -47,7 +47,7 @@ def draw_circuit(ax, weights, x, path, *, field: float | None = None) -> dict:
         return GAP * layer, (widths[layer] - 1) / 2 - unit
 
     on_path = {(ell, path[ell], path[ell + 1]) for ell in range(len(widths) - 1)}
-    for ell, w in enumerate(weights):
+    for ell in range(len(weights)):
         for i in range(widths[ell + 1]):
             for j in range(widths[ell]):
                 (x0, y0), (x1, y1) = position(ell, j), position(ell + 1, i)
