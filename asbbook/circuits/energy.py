@@ -70,9 +70,9 @@ class GramStructure:
 
     n_examples: int  # P: the number of stored "patterns" Phi_mu
     n_circuits: int  # the dimension of C
-    rank_coupling: int  # numerical rank of C
-    rank_features: int  # numerical rank of Phi (equals rank C for a Gram matrix)
-    gram_error: float  # max |C - Phi^T Phi| / max |C|
+    rank_coupling: int  # eigenvalues of C above n eps lambda_max
+    rank_features: int  # squared singular values of Phi above the same threshold
+    spectrum_error: float  # max_i |lambda_i(C) - sigma_i(Phi)^2| / lambda_max: 0 for a Gram matrix
     min_eigenvalue_ratio: float  # smallest eigenvalue of C over the largest (>= 0 up to round-off)
     n_patterns: int  # K: distinct gate patterns (linear regions) among the examples
     pattern_rank_bound: int  # sum over patterns r of rank{x_mu in r}, at most min(P, n_0 K)
@@ -92,7 +92,9 @@ def coupling_gram_structure(
     ``Phi_mu = x_mu (x) g^1(x_mu) (x) ... (x) g^{L-1}(x_mu)`` (Kronecker product), so examples
     with the same gate pattern ``r`` span at most ``rank{x_mu : mu in r}`` dimensions and
     ``rank C <= sum_r rank{x_mu : mu in r} <= min(P, n_0 K)`` over the ``K`` distinct patterns.
-    Ranks are numerical, with the tolerance of ``torch.linalg.matrix_rank``.
+    The eigenvalues of ``C`` are the squared singular values of ``Phi`` padded with zeros
+    (``spectrum_error`` measures the difference); ranks count the values above
+    ``n_circuits eps lambda_max``.
     """
     widths, X = _checks.network_and_inputs(weights, X)
     _checks.scalar_output(widths)
@@ -106,15 +108,19 @@ def coupling_gram_structure(
         members = which == r
         if all(bool(g[members][0].any()) for g in gates):  # an all-closed layer gives Phi_mu = 0
             bound += int(torch.linalg.matrix_rank(X[members]))
-    eigenvalues = torch.linalg.eigvalsh(C)
+    eigenvalues = torch.linalg.eigvalsh(C)  # ascending
+    n = C.shape[0]
+    squared = torch.zeros_like(eigenvalues)
+    singular = torch.linalg.svdvals(features)
+    squared[n - singular.numel() :] = singular.flip(0) ** 2  # ascending, padded with zeros
     top = eigenvalues[-1].clamp(min=torch.finfo(C.dtype).tiny)
-    scale = C.abs().max().clamp(min=torch.finfo(C.dtype).tiny)
+    threshold = n * torch.finfo(C.dtype).eps * top
     return GramStructure(
         n_examples=int(X.shape[0]),
-        n_circuits=int(C.shape[0]),
-        rank_coupling=int(torch.linalg.matrix_rank(C, hermitian=True)),
-        rank_features=int(torch.linalg.matrix_rank(features)),
-        gram_error=float((C - features.T @ features).abs().max() / scale),
+        n_circuits=int(n),
+        rank_coupling=int((eigenvalues > threshold).sum()),
+        rank_features=int((squared > threshold).sum()),
+        spectrum_error=float((eigenvalues - squared).abs().max() / top),
         min_eigenvalue_ratio=float(eigenvalues[0] / top),
         n_patterns=int(patterns.shape[0]),
         pattern_rank_bound=bound,
