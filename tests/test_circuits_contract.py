@@ -44,6 +44,8 @@ NAMES = (
     "n_examples",
     "path",
     "x",
+    "max_hidden_layers",
+    "check_widths",
 )
 SETTINGS = settings(
     max_examples=40,
@@ -219,6 +221,15 @@ def test_width_functions_refuse_bad_widths_by_name(widths):
         assert not ok or finite(out)
     ok, out = call(circuits.circuit_indices, widths, max_circuits=10_000)
     assert not ok or out.shape == (math.prod(widths), len(widths))
+
+
+@SETTINGS
+@given(st.lists(st.integers(-1, 5), min_size=0, max_size=6), st.integers(-1, 10))
+def test_derivations_refuse_large_or_bad_networks_quickly(widths, n_examples):
+    ok, out = call(circuits.derive_path_expansion, widths)
+    assert not ok or out.n_circuits == math.prod(widths)
+    ok, out = call(circuits.derive_circuit_energy, widths, n_examples)
+    assert not ok or out.generic_rank == min(n_examples, math.prod(widths))
 
 
 def test_the_contract_helper_can_fail():

@@ -88,18 +88,18 @@ def scalar_output(widths: Sequence[int], name: str = "weights") -> None:
         raise ValueError(f"{name} must end in a scalar output (n_L = 1), got widths {widths}")
 
 
-def derivation_widths(widths, min_layers: int = 2) -> tuple[int, ...]:
-    """Widths of a symbolic network: a scalar output and at least ``min_layers`` weight layers."""
+def derivation_widths(widths, min_layers: int = 2, max_circuits: int = 256) -> tuple[int, ...]:
+    """Widths of a symbolic network: a scalar output, at least ``min_layers`` weight layers, and
+    at most ``max_circuits`` circuits (sympy's expansion grows fast beyond a few hundred)."""
     widths = validation.check_widths(widths)
     if widths[-1] != 1:
         raise ValueError(f"widths must end in a scalar output (n_L = 1), got {widths}")
     if len(widths) - 1 < min_layers:
         raise ValueError(f"widths must have at least {min_layers} weight layers, got {widths}")
-    # a symbolic network of more than a few hundred circuits takes sympy minutes
-    if math.prod(widths) > 4096:
+    if math.prod(widths) > max_circuits:
         raise ValueError(
-            f"widths {widths} give {math.prod(widths)} circuits, above the 4096 a "
-            "symbolic derivation can expand in reasonable time"
+            f"widths {widths} give {math.prod(widths)} circuits, above the {max_circuits} a "
+            "symbolic derivation expands in reasonable time"
         )
     return widths
 

@@ -205,7 +205,7 @@ def derive_circuit_energy(
     ``min(P, n_circuits)``; and the two shortcuts of :func:`circuit_energy_terms`:
     ``sum_pi J_pi h_pi = sum_mu y_mu f(x_mu)`` and ``1/2 J^T C J = 1/2 sum_mu f(x_mu)^2``.
     """
-    widths = _checks.derivation_widths(widths)
+    widths = _checks.derivation_widths(widths, max_circuits=32)
     P = validation.check_int("n_examples", n_examples, minimum=1, maximum=8)
     ws = symbolic.weight_symbols(widths)
     ys = [sp.Symbol(f"y_{{{mu + 1}}}", real=True) for mu in range(P)]
