@@ -17,11 +17,11 @@ over a dataset ``(x_mu, y_mu)`` then reads::
 a pairwise energy in the circuit couplings at a given gate configuration, whose coupling matrix
 is a Gram matrix of rank at most ``P`` (the form of Hopfield 1982's couplings).
 
-The package is split by concern: :mod:`~asbbook.circuits.derivations` (sympy),
-:mod:`~asbbook.circuits.enumeration` (circuits as tensors), :mod:`~asbbook.circuits.counting`
-(open circuits without enumeration), :mod:`~asbbook.circuits.energy` (energy, Gram structure,
-magnetisation), :mod:`~asbbook.circuits.experiments` (the chapter's runs) and
-:mod:`~asbbook.circuits.diagram` (the drawn circuit). Every public name is importable from
+The package is split by concern: ``asbbook.circuits.derivations`` (sympy),
+``asbbook.circuits.enumeration`` (circuits as tensors), ``asbbook.circuits.counting``
+(open circuits without enumeration), ``asbbook.circuits.energy`` (energy, Gram structure,
+magnetisation), ``asbbook.circuits.experiments`` (the chapter's runs) and
+``asbbook.circuits.diagram`` (the drawn circuit). Every public name is importable from
 ``asbbook.circuits``.
 
 Conventions: ``weights[l-1]`` is ``W^l`` with shape ``(n_l, n_{l-1})`` (see :mod:`asbbook.nets`);
@@ -94,7 +94,7 @@ from asbbook.circuits.experiments import (
 
 @contextlib.contextmanager
 def torch_threads(n: int | None):
-    """Deprecated alias of :func:`asbbook.validation.torch_threads`."""
+    """Deprecated alias of ``asbbook.validation.torch_threads``."""
     warnings.warn(
         "asbbook.circuits.torch_threads is deprecated, use asbbook.validation.torch_threads",
         DeprecationWarning,

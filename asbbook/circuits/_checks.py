@@ -1,4 +1,4 @@
-"""Argument checks shared by the circuit functions, built on :mod:`asbbook.validation`.
+"""Argument checks shared by the circuit functions, built on ``asbbook.validation``.
 
 Every public function of :mod:`asbbook.circuits` refuses bad input here, before any work, with a
 ``TypeError`` or ``ValueError`` that starts with the argument's name; and the two renamed

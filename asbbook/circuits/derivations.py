@@ -1,9 +1,9 @@
 """Symbolic derivations of the chapter (sympy), on the one symbolic network of
-:mod:`asbbook.symbolic`. Each ``derive_*`` asserts its identities and returns a frozen dataclass
+``asbbook.symbolic``. Each ``derive_*`` asserts its identities and returns a frozen dataclass
 whose fields the chapter displays.
 
 Circuits ``pi = (i_0, ..., i_L)`` are ordered row-major (``i_0`` slowest), as in
-:func:`asbbook.symbolic.circuit_parts`; indices in code are 0-based.
+``asbbook.symbolic.circuit_parts``; indices in code are 0-based.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ coupling matrix, by explicit enumeration of all ``n_0 n_1 ... n_L`` circuits (sm
 Circuits are ordered row-major over ``(i_0, ..., i_L)`` (``i_0`` slowest), the order of
 :func:`circuit_indices` and of ``itertools.product(range(n_0), ..., range(n_L))``. Every function
 refuses, before allocating, an enumeration above ``max_circuits`` circuits or ``max_entries``
-entries, or above the memory limit of :func:`asbbook.validation.check_memory`.
+entries, or above the memory limit of ``asbbook.validation.check_memory``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def circuit_indices(
     widths = validation.check_widths(widths)
     device = validation.resolve_device(device)
     n = math.prod(widths)
-    _checks.refuse_enumeration(n, len(widths), max_circuits, max(n * len(widths), 1), torch.int64)
+    _checks.refuse_enumeration(n, len(widths), max_circuits, n * len(widths), torch.int64)
     flat = torch.arange(n, device=device)
     return torch.stack(torch.unravel_index(flat, widths), dim=1)
 

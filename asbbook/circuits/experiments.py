@@ -79,7 +79,7 @@ def train_small_net(
     dtype of ``X``; detached snapshots at ``snapshot_steps`` (default: 0 and ``steps``).
     Deterministic on the CPU. ``steps`` above ``max_steps`` is refused with the estimated cost
     before any work (raise ``max_steps`` to allow it); so are runs beyond the memory limit.
-    ``threads``: :func:`asbbook.validation.torch_threads`.
+    ``threads``: ``asbbook.validation.torch_threads``.
     """
     widths = validation.check_widths(widths)
     _checks.scalar_output(widths, "widths")
@@ -152,7 +152,7 @@ class InitialEnsemble:
         return int(self.open_ratio.numel())
 
     def open_ratio_estimate(self) -> stats.Estimate:
-        """Mean open ratio with its standard error (:func:`asbbook.stats.mean_with_stderr`)."""
+        """Mean open ratio with its standard error (``asbbook.stats.mean_with_stderr``)."""
         return stats.mean_with_stderr(self.open_ratio).item()
 
     def magnetisation_estimate(self) -> stats.Estimate:
@@ -165,7 +165,7 @@ class InitialEnsemble:
 
     @staticmethod
     def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
-        """Deprecated: use :func:`asbbook.stats.mean_with_stderr`."""
+        """Deprecated: use ``asbbook.stats.mean_with_stderr``."""
         warnings.warn(
             "InitialEnsemble.mean_and_se is deprecated, use asbbook.stats.mean_with_stderr",
             DeprecationWarning,
