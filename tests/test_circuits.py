@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 import torch
 
-from asbbook import circuits, nets, stats, symbolic, validation
+from asbbook import circuits, nets, report, stats, symbolic, validation
 from asbbook.data import gaussian_patterns
 
 DTYPES = [torch.float64, torch.float32]
@@ -370,15 +370,18 @@ def test_expected_open_circuits_formula():
     )
 
 
-def test_open_circuits_at_init_match_theory_within_4_se():
+def test_open_circuits_at_init_match_theory():
     widths = (4, 6, 6, 6, 1)
     X, y = _inputs(8, 4, seed=50)
     ens = circuits.initial_ensemble(X, y, widths, n_members=3000, seed=51)
     mean, se = ens.open_ratio_estimate()
     assert se > 0
-    assert abs(mean - 1.0) <= 4 * se, (mean, se)
-    m_mean, m_se = ens.magnetisation_estimate()
-    assert abs(m_mean) <= 4 * m_se, (m_mean, m_se)
+    rows = [
+        report.Comparison("open ratio", 1.0, mean, se),
+        report.Comparison("magnetisation", 0.0, *ens.magnetisation_estimate()),
+        report.BinomialComparison("m > 0", 0.5, ens.positive_magnetisations(), 3000),
+    ]
+    assert not report.evaluate(rows, alpha=1e-3).failures
     assert ens.n_members == 3000 and 0 < ens.positive_magnetisations() < 3000
     with pytest.warns(DeprecationWarning, match="mean_with_stderr"):
         assert ens.mean_and_se(ens.open_ratio) == pytest.approx((mean, se))
@@ -386,7 +389,7 @@ def test_open_circuits_at_init_match_theory_within_4_se():
 
 def test_open_circuits_theory_fails_for_asymmetric_weights():
     """Negative control: weights with a positive mean break the sign-flip symmetry, and the
-    same 4-SE comparison then rejects the theory (the test above can fail)."""
+    same comparison then rejects the theory (the test above can fail)."""
     widths = (4, 6, 6, 6, 1)
     X, _ = _inputs(8, 4, seed=50)
     X = X.abs()
@@ -395,8 +398,8 @@ def test_open_circuits_theory_fails_for_asymmetric_weights():
     stacked = [torch.stack(layer) + 0.3 for layer in zip(*draws, strict=True)]
     log_n = circuits.log_open_circuits(stacked, X)
     ratio = torch.exp(log_n - circuits.log_expected_open_circuits(widths)).mean(-1)
-    mean, se = stats.mean_with_stderr(ratio).item()
-    assert abs(mean - 1.0) > 4 * se
+    row = report.Comparison("open ratio", 1.0, *stats.mean_with_stderr(ratio).item())
+    assert report.evaluate([row], alpha=1e-3).failures
 
 
 # --------------------------------------------------------------------------------------------
