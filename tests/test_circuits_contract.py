@@ -48,7 +48,7 @@ NAMES = (
     "check_widths",
 )
 SETTINGS = settings(
-    max_examples=40,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -164,7 +164,8 @@ def test_network_functions_refuse_by_name_or_answer_correctly(case):
     ok, f_sum = call(circuits.circuit_contributions, weights, X)
     if ok:
         assert finite(f_sum)
-        f = nets.forward(weights, torch.as_tensor(np.asarray(X)))
+        tensors = [torch.as_tensor(np.asarray(w)) for w in weights]
+        f = nets.forward(tensors, torch.as_tensor(np.asarray(X)))
         assert torch.allclose(f_sum.sum(1), f, atol=1e-12)
     ok, log_n = call(circuits.log_open_circuits, weights, X)
     if ok:

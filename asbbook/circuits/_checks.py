@@ -48,34 +48,38 @@ def renamed_keyword(old: str, new: str):
     return decorate
 
 
-def network(weights, *, ensemble: bool = False) -> tuple[int, ...]:
-    """Check a chain of weight matrices (float, finite, matching shapes); return the widths.
+def network(weights, *, ensemble: bool = False) -> tuple[tuple[int, ...], list[torch.Tensor]]:
+    """Check a chain of weight matrices (float, finite, matching shapes, one dtype and device);
+    return the widths and the weights as tensors (numpy arrays and nested lists are converted).
 
     ``ensemble`` allows leading dimensions ``(..., n_l, n_{l-1})`` shared by every layer.
     """
+    if isinstance(weights, list | tuple):  # convert numpy arrays and nested lists first
+        weights = [validation.as_float_tensor(f"weights[{k}]", w) for k, w in enumerate(weights)]
     widths = validation.check_weights(weights, ensemble=ensemble)
-    dtype, device = weights[0].dtype, weights[0].device
-    for k, w in enumerate(weights):
+    tensors = list(weights)
+    dtype, device = tensors[0].dtype, tensors[0].device
+    for k, w in enumerate(tensors):
         if w.dtype != dtype or w.device != device:
             raise TypeError(
                 f"weights[{k}] is {w.dtype} on {w.device} but weights[0] is {dtype} on {device}"
             )
-    return widths
+    return widths, tensors
 
 
 def network_and_inputs(
     weights, X, *, ensemble: bool = False
-) -> tuple[tuple[int, ...], torch.Tensor]:
+) -> tuple[tuple[int, ...], list[torch.Tensor], torch.Tensor]:
     """Weights (see :func:`network`) and inputs ``X`` of shape ``(P, n_0)`` of the same dtype and
     device. Integer, bool and complex ``X`` and any NaN or inf are refused by name."""
-    widths = network(weights, ensemble=ensemble)
+    widths, weights = network(weights, ensemble=ensemble)
     X = validation.check_inputs(X, widths[0])
     if X.dtype != weights[0].dtype or X.device != weights[0].device:
         raise TypeError(
             f"X is {X.dtype} on {X.device} but the weights are {weights[0].dtype} on "
             f"{weights[0].device}; convert one of them, e.g. X.to(weights[0])"
         )
-    return widths, X
+    return widths, weights, X
 
 
 def labels(y, X: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ def log_open_circuits(
     may carry leading ensemble dimensions ``(..., n_l, n_{l-1})``. NaN or inf in ``X`` or the
     weights are refused by name.
     """
-    widths, X = _checks.network_and_inputs(weights, X, ensemble=True)
+    widths, weights, X = _checks.network_and_inputs(weights, X, ensemble=True)
     if not isinstance(nonzero_couplings_only, bool):
         raise TypeError(f"nonzero_couplings_only must be a bool, got {nonzero_couplings_only!r}")
     gates, _ = _checks.gates_and_output(weights, X)

@@ -14,7 +14,7 @@ GAP = 2.0  # horizontal distance between layers, in units of the vertical unit s
 def strongest_open_circuit(weights: Sequence[torch.Tensor], x: torch.Tensor) -> tuple[int, ...]:
     """The open circuit ``pi`` (``S_pi(x) = 1``) with the largest ``|x_{i_0} J_pi|`` for one
     input ``x`` of shape ``(1, n_0)``; ties go to the first in row-major order."""
-    widths, x = _checks.network_and_inputs(weights, x)
+    widths, weights, x = _checks.network_and_inputs(weights, x)
     if x.shape[0] != 1:
         raise ValueError(f"x must hold one input, shape (1, {widths[0]}), got {tuple(x.shape)}")
     contributions = enumeration.circuit_contributions(weights, x)[0]
@@ -35,7 +35,7 @@ def draw_circuit(ax, weights, x, path, *, field: float | None = None) -> dict:
     weights), ``S_pi(x)``, the contribution ``x_{i_0} J_pi S_pi(x)`` and, if given, the field
     ``h_pi``. Returns the numbers drawn: ``{"J", "S", "contribution"}``.
     """
-    widths, x = _checks.network_and_inputs(weights, x)
+    widths, weights, x = _checks.network_and_inputs(weights, x)
     path = tuple(int(i) for i in path)
     if len(path) != len(widths) or any(not 0 <= i < n for i, n in zip(path, widths, strict=True)):
         raise ValueError(f"path must pick one unit per layer of widths {widths}, got {path}")

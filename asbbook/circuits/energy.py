@@ -39,7 +39,7 @@ def circuit_energy_terms(
     ``1/2 J^T C J = 1/2 sum_mu f(x_mu)^2`` (asserted in :func:`derive_circuit_energy`), so one
     forward pass suffices; :func:`circuit_energy_terms_enumerated` builds ``J``, ``h``, ``C``.
     """
-    widths, X = _checks.network_and_inputs(weights, X)
+    widths, weights, X = _checks.network_and_inputs(weights, X)
     _checks.scalar_output(widths)
     y = _checks.labels(y, X)
     f = _checks.gates_and_output(weights, X)[1][:, 0]
@@ -54,7 +54,7 @@ def circuit_energy_terms_enumerated(
     max_circuits: int = DEFAULT_MAX_COUPLING_CIRCUITS,
 ) -> CircuitEnergy:
     """:func:`circuit_energy_terms` from explicit ``J_pi``, ``h_pi`` and ``C_{pi pi'}``."""
-    widths, X = _checks.network_and_inputs(weights, X)
+    widths, weights, X = _checks.network_and_inputs(weights, X)
     _checks.scalar_output(widths)
     y = _checks.labels(y, X)
     J = enumeration.circuit_couplings(weights, max_circuits=max_circuits)
@@ -96,7 +96,7 @@ def coupling_gram_structure(
     (``spectrum_error`` measures the difference); ranks count the values above
     ``n_circuits eps lambda_max``.
     """
-    widths, X = _checks.network_and_inputs(weights, X)
+    widths, weights, X = _checks.network_and_inputs(weights, X)
     _checks.scalar_output(widths)
     features = enumeration.circuit_features(weights, X, max_circuits=max_circuits)
     C = enumeration.circuit_coupling_matrix(weights, X, max_circuits=max_circuits)
@@ -133,7 +133,7 @@ def absolute_contribution_mass(weights: Sequence[torch.Tensor], X: torch.Tensor)
     ``A(x) = 1^T |W^L| G^{L-1} |W^{L-1}| ... G^1 |W^1| |x|``: the gated network of absolute
     weights, with the gates ``G^l`` of the original network. Ensemble dimensions are allowed.
     """
-    _, X = _checks.network_and_inputs(weights, X, ensemble=True)
+    _, weights, X = _checks.network_and_inputs(weights, X, ensemble=True)
     gates, _ = _checks.gates_and_output(weights, X)
     h = X.abs()
     for ell, w in enumerate(weights):
@@ -158,7 +158,7 @@ def circuit_magnetisation(
     flips ``m`` and leaves the initial ensemble invariant, so ``P(m > 0) = 1/2`` at
     initialisation. Defined as 0 when no circuit is open. Ensemble dimensions give ``(...)``.
     """
-    widths, X = _checks.network_and_inputs(weights, X, ensemble=True)
+    widths, weights, X = _checks.network_and_inputs(weights, X, ensemble=True)
     _checks.scalar_output(widths)
     y = _checks.labels(y, X)
     num = (y * _checks.gates_and_output(weights, X)[1][..., 0]).sum(-1)

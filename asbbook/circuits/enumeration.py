@@ -66,7 +66,7 @@ def circuit_couplings(
     weights: Sequence[torch.Tensor], *, max_circuits: int = DEFAULT_MAX_CIRCUITS
 ) -> torch.Tensor:
     """Couplings ``J_pi = prod_l W^l_{i_l i_{l-1}}`` of every circuit, shaped ``(n_circuits,)``."""
-    widths = _checks.network(weights)
+    widths, weights = _checks.network(weights)
     first = torch.ones(1, widths[0], dtype=weights[0].dtype, device=weights[0].device)
     n = math.prod(widths)
     return _path_products(first, list(weights), [], max_circuits=max_circuits, max_entries=n)[0]
@@ -81,7 +81,7 @@ def circuit_states(
     max_entries: int = DEFAULT_MAX_ENTRIES,
 ) -> torch.Tensor:
     """Circuit states ``S_pi(x) = prod_{l<L} g^l_{i_l}(x)`` in ``{0, 1}``, ``(P, n_circuits)``."""
-    _, X = _checks.network_and_inputs(weights, X)
+    _, weights, X = _checks.network_and_inputs(weights, X)
     gates, _ = _checks.gates_and_output(weights, X)
     ones = [torch.ones_like(w) for w in weights]
     return _path_products(
@@ -101,7 +101,7 @@ def circuit_features(
     The output is ``f(x_mu) = (Phi J)_mu``, the coupling matrix is the Gram matrix
     ``C = Phi^T Phi`` and the fields are ``h = Phi^T y`` (:func:`derive_circuit_energy`).
     """
-    _, X = _checks.network_and_inputs(weights, X)
+    _, weights, X = _checks.network_and_inputs(weights, X)
     gates, _ = _checks.gates_and_output(weights, X)
     ones = [torch.ones_like(w) for w in weights]
     return _path_products(X, ones, gates, max_circuits=max_circuits, max_entries=max_entries)
@@ -121,7 +121,7 @@ def circuit_contributions(
     round-off: the path expansion (:func:`derive_path_expansion`). With ``n_L > 1`` the circuits
     ending in output ``k`` sum to output ``k``. Columns follow :func:`circuit_indices`.
     """
-    _, X = _checks.network_and_inputs(weights, X)
+    _, weights, X = _checks.network_and_inputs(weights, X)
     gates, _ = _checks.gates_and_output(weights, X)
     return _path_products(
         X, list(weights), gates, max_circuits=max_circuits, max_entries=max_entries
@@ -143,7 +143,7 @@ def label_signed_contributions(
     ``S_pi(x_mu) = 1`` (closed circuits contribute an exact zero and would swamp a histogram);
     otherwise the full ``(P, n_circuits)`` array. Positive values push ``y_mu f(x_mu)`` up.
     """
-    widths, X = _checks.network_and_inputs(weights, X)
+    widths, weights, X = _checks.network_and_inputs(weights, X)
     _checks.scalar_output(widths)
     y = _checks.labels(y, X)
     gates, _ = _checks.gates_and_output(weights, X)
@@ -165,7 +165,7 @@ def circuit_fields(
     max_entries: int = DEFAULT_MAX_ENTRIES,
 ) -> torch.Tensor:
     """Fields ``h_pi = sum_mu y_mu x_{mu,i_0} S_pi(x_mu) = (Phi^T y)_pi``, ``(n_circuits,)``."""
-    widths, X = _checks.network_and_inputs(weights, X)
+    widths, weights, X = _checks.network_and_inputs(weights, X)
     _checks.scalar_output(widths)
     y = _checks.labels(y, X)
     return y @ circuit_features(weights, X, max_circuits=max_circuits, max_entries=max_entries)
