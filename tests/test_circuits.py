@@ -686,3 +686,19 @@ def test_drawn_circuit_marks_an_open_path_and_its_coupling():
     assert drawn["contribution"] == pytest.approx(float(contributions[k]), rel=1e-12)
     with pytest.raises(ValueError, match="^path"):
         circuits.draw_circuit(ax, weights, x, (0, 5, 0, 0))
+
+
+def test_chapter_helpers_exact_checks_and_sweep():
+    widths = (4, 5, 5, 1)
+    weights = _net(widths, seed=140)
+    X, y = _inputs(12, 4, seed=141)
+    checks = circuits.exact_checks(weights, X)
+    assert checks.reconstruction_error <= 1e-12 * max(checks.output_scale, 1.0)
+    assert checks.count_log_error <= 1e-12
+    # a wrong count would be caught: one extra open circuit moves log N by log(1 + 1/N)
+    assert math.log1p(1 / circuits.circuit_count(widths)) > 1e-12
+    sweep = circuits.open_circuit_sweep(X, y, [3, 6], 2, n_members=20, seed=5)
+    assert set(sweep) == {3, 6} and all(e.n_members == 20 for e in sweep.values())
+    direct = circuits.initial_ensemble(X, y, (4, 6, 6, 1), n_members=20, seed=5)
+    assert torch.equal(sweep[6].open_ratio, direct.open_ratio)
+    assert circuits.expected_open_circuits_of(6, 2, 4) == pytest.approx(4 * 3 * 3)
