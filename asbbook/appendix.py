@@ -148,12 +148,12 @@ def chapter_seeds(chapter: Path, executed: Path) -> dict[str, object]:
 def execution_report(root: Path, stage: Path) -> str:
     """The record of a build: machine, commit, per-chapter size, seeds and papermill's wall time,
     and the installed version of every pinned package."""
-    lines = ["### Machine and commit", "", "| | |", "|---|---|"]
+    lines = ["## Machine and commit", "", "| | |", "|---|---|"]
     lines += [f"| {key} | {_cell(value)} |" for key, value in machine_rows()]
     lines.append(f"| commit | `{_git_commit(root)}` |")
     lines += [
         "",
-        "### Chapters",
+        "## Chapters",
         "",
         "| chapter | size | seeds | executed at (UTC) | wall time (s) |",
         "|---|---|---|---|---|",
@@ -174,7 +174,7 @@ def execution_report(root: Path, stage: Path) -> str:
             f"| {str(meta.get('end_time', '—'))[:19]} | {duration:.1f} |"
         )
     lines.append(f"| **total** | | | | **{total:.1f}** |")
-    lines += ["", "### Package versions", "", "| package | version |", "|---|---|"]
+    lines += ["", "## Package versions", "", "| package | version |", "|---|---|"]
     lines += [f"| `{name}` | {version} |" for name, version in package_versions(root).items()]
     return "\n".join(lines)
 

@@ -161,7 +161,9 @@ def test_navigation_reaches_every_toc_page(browser, server, root):
 
 PRESENTATION_JS = """() => {
     const article = document.querySelector('.bd-article') || document.body;
-    const column = article.getBoundingClientRect().width;
+    const style = getComputedStyle(article);
+    const column = article.clientWidth - parseFloat(style.paddingLeft)
+        - parseFloat(style.paddingRight);
     const hidden = el => el.closest('details:not([open]), .toggle-hidden, .asb-lightbox')
         || el.offsetParent === null;
     const figures = Array.from(article.querySelectorAll('img')).filter(img =>
@@ -173,7 +175,10 @@ PRESENTATION_JS = """() => {
         viewport: window.innerWidth,
         wide_equations: Array.from(article.querySelectorAll(
                 'div.math, mjx-container[display="true"]'))
-            .filter(el => !hidden(el) && el.getBoundingClientRect().width > column + 1)
+            .filter(el => !hidden(el) && (el.getBoundingClientRect().width > column + 1
+                // content spilling out of its box, rather than scrolling inside it
+                || (el.scrollWidth > el.clientWidth + 1
+                    && !['auto', 'scroll'].includes(getComputedStyle(el).overflowX))))
             .map(el => `${Math.round(el.getBoundingClientRect().width)} px: `
                 + el.textContent.slice(0, 60)),
         clipped_code: Array.from(article.querySelectorAll('div.highlight pre, .cell_output pre'))
