@@ -98,7 +98,7 @@ def _git_commit(root: Path) -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
-    return head + (" with uncommitted changes" if dirty else "")
+    return f"`{head}`" + (" (with uncommitted changes)" if dirty else "")
 
 
 def machine_rows() -> list[tuple[str, str]]:
@@ -148,9 +148,9 @@ def chapter_seeds(chapter: Path, executed: Path) -> dict[str, object]:
 def execution_report(root: Path, stage: Path) -> str:
     """The record of a build: machine, commit, per-chapter size, seeds and papermill's wall time,
     and the installed version of every pinned package."""
-    lines = ["## Machine and commit", "", "| | |", "|---|---|"]
+    lines = ["## Machine and commit", "", "| what | value |", "|---|---|"]
     lines += [f"| {key} | {_cell(value)} |" for key, value in machine_rows()]
-    lines.append(f"| commit | `{_git_commit(root)}` |")
+    lines.append(f"| commit | {_git_commit(root)} |")
     lines += [
         "",
         "## Chapters",

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import http.server
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -72,6 +73,21 @@ def build_singlehtml(stage: Path, output_root: Path, *, strict: bool = True) -> 
     return html
 
 
+def single_page(html_dir: Path) -> str:
+    """The page holding the whole book, as a file at the top of ``html_dir``.
+
+    jupyter-book writes it where the root document lives (``book/intro.html``) with links that are
+    relative to the top (``_static/``, ``_images/``), and an ``index.html`` that redirects to it;
+    a copy at the top makes those links resolve."""
+    index = (html_dir / "index.html").read_text()
+    match = re.search(r'url=([^"\s]+\.html)', index)
+    target = match.group(1) if match else "index.html"
+    if "/" not in target:
+        return target
+    (html_dir / "whole-book.html").write_text((html_dir / target).read_text())
+    return "whole-book.html"
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):
         pass
@@ -92,7 +108,8 @@ def serve(directory: Path):
 
 
 def print_pdf(html_dir: Path, pdf: Path, *, executable: str | None = None) -> Path:
-    """Print ``html_dir/index.html`` to ``pdf`` (A4) once MathJax has typeset every formula."""
+    """Print the single page of ``html_dir`` to ``pdf`` (A4) once MathJax has typeset every
+    formula."""
     from playwright.sync_api import sync_playwright
 
     executable = executable or chromium_executable()
@@ -101,7 +118,7 @@ def print_pdf(html_dir: Path, pdf: Path, *, executable: str | None = None) -> Pa
         browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page()
-            page.goto(f"{url}/index.html", wait_until="load", timeout=300_000)
+            page.goto(f"{url}/{single_page(html_dir)}", wait_until="load", timeout=300_000)
             page.wait_for_load_state("networkidle", timeout=300_000)
             page.evaluate(
                 "() => (window.MathJax && MathJax.startup && MathJax.startup.promise)"
