@@ -59,6 +59,10 @@ GOOD = [
         "A falling line: this caption is also the alt text.\n"
         f"{FENCE}\n"
     ),
+    new_markdown_cell(
+        "| parameter | meaning |\n|---|---|\n"
+        "| `n_samples_per_point` | Monte-Carlo samples per grid point, of a long description |\n"
+    ),
     new_code_cell(
         "values = {'first_parameter': 1, 'second_parameter': 2, 'third_parameter': 3, "
         "'fourth_parameter_name': 4}  # 88 chars+\n"
@@ -81,7 +85,10 @@ BAD = [
         + "clipped = "
         + "x" * 200
         + "</pre></div>\n\n"
-        '<div class="math notranslate nohighlight" style="min-width: 1400px">a wide equation</div>\n'
+        '<div class="math notranslate nohighlight" style="min-width: 1400px">a wide equation</div>\n\n'
+        "| a first column of a long description that wraps | b | c | d | e | f | g |\n"
+        "|---|---|---|---|---|---|---|\n"
+        "| " + " ".join(["word"] * 30) + " | " + " | ".join(["a long cell of text"] * 6) + " |\n"
     ),
     new_code_cell(
         "import matplotlib.pyplot as plt\n\n"

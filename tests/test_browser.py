@@ -185,6 +185,20 @@ PRESENTATION_JS = """() => {
             .filter(el => !hidden(el) && el.scrollWidth > el.clientWidth + 1)
             .map(el => el.textContent.split('\\n').sort((a, b) => b.length - a.length)[0]
                 .slice(0, 90)),
+        // lines of the tallest first-column cell of every table
+        table_first_columns: Array.from(article.querySelectorAll('table'))
+            .filter(t => !hidden(t)).map(t => {
+                const cells = Array.from(t.querySelectorAll('tr > :first-child'));
+                const lines = cells.map(c => {
+                    const cs = getComputedStyle(c);
+                    const height = c.clientHeight - parseFloat(cs.paddingTop)
+                        - parseFloat(cs.paddingBottom);
+                    return Math.round(height / (parseFloat(cs.lineHeight) || 24));
+                });
+                return {lines: Math.max(0, ...lines),
+                        first: (cells[1] || cells[0] || {textContent: ''}).textContent.trim()
+                            .slice(0, 40)};
+            }),
         figures: figures.map(img => {
             const name = (img.getAttribute('src') || '').split('/').pop();
             const alt = (img.getAttribute('alt') || '').trim();
@@ -239,6 +253,14 @@ def desktop_problems(result: dict) -> list[str]:
 MIN_SVG_SCALE = 11 / 12
 
 
+def table_problems(result: dict) -> list[str]:
+    return [
+        f"a table's first column wraps onto {t['lines']} lines (first row {t['first']!r})"
+        for t in result["table_first_columns"]
+        if t["lines"] > 2
+    ]
+
+
 def figure_problems(result: dict) -> list[str]:
     problems = []
     for figure in result["figures"]:
@@ -280,6 +302,9 @@ def test_presentation_checks_pass_on_a_good_page_and_fail_on_a_bad_one(browser, 
     problems = desktop_problems(bad_desktop)
     assert any("display equation" in p for p in problems), problems
     assert any("code line clipped" in p for p in problems), problems
+    assert table_problems(good_desktop) == []
+    tables = table_problems(bad_desktop)
+    assert tables and "wraps onto" in tables[0], tables
     figures = figure_problems(bad_desktop)
     assert any("no numbered caption" in p for p in figures), figures
     assert any("no alt text" in p for p in figures), figures
@@ -313,6 +338,21 @@ def test_figure_opens_full_size_and_hidden_input_toggles(browser, mini):
         assert "glue_figure" in code.inner_text()
     finally:
         page.close()
+    # On a phone the two panels are shown at half size; a tap gives them at full size, to pan.
+    phone = browser.new_page(viewport=PHONE)
+    try:
+        phone.goto(f"{mini}/good.html", wait_until="load")
+        phone.wait_for_load_state("networkidle")
+        figure = phone.locator(".bd-article figure img").first
+        shown = figure.bounding_box()["width"]
+        natural = figure.evaluate("img => img.naturalWidth")
+        assert shown < 0.6 * natural
+        figure.click()
+        enlarged = phone.locator(".asb-lightbox.asb-open img")
+        enlarged.wait_for(state="visible")
+        assert enlarged.bounding_box()["width"] >= natural - 1
+    finally:
+        phone.close()
 
 
 @pytest.mark.browser
@@ -330,6 +370,16 @@ def test_equations_and_code_fit_the_column_at_desktop_width(browser, server, bui
     problems = {}
     for rel in pages(built_html):
         found = desktop_problems(presentation(browser, f"{server}/{rel}", DESKTOP))
+        if found:
+            problems[rel] = found
+    assert problems == {}
+
+
+@pytest.mark.browser
+def test_no_table_first_column_wraps_beyond_two_lines(browser, server, built_html):
+    problems = {}
+    for rel in pages(built_html):
+        found = table_problems(presentation(browser, f"{server}/{rel}", DESKTOP))
         if found:
             problems[rel] = found
     assert problems == {}
