@@ -189,11 +189,12 @@ PRESENTATION_JS = """() => {
         table_first_columns: Array.from(article.querySelectorAll('table'))
             .filter(t => !hidden(t)).map(t => {
                 const cells = Array.from(t.querySelectorAll('tr > :first-child'));
+                // the height of the cell's text, not of the cell (which is the row's height)
                 const lines = cells.map(c => {
-                    const cs = getComputedStyle(c);
-                    const height = c.clientHeight - parseFloat(cs.paddingTop)
-                        - parseFloat(cs.paddingBottom);
-                    return Math.round(height / (parseFloat(cs.lineHeight) || 24));
+                    const range = document.createRange();
+                    range.selectNodeContents(c);
+                    const height = range.getBoundingClientRect().height;
+                    return Math.round(height / (parseFloat(getComputedStyle(c).lineHeight) || 24));
                 });
                 return {lines: Math.max(0, ...lines),
                         first: (cells[1] || cells[0] || {textContent: ''}).textContent.trim()
