@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.asbbook-installed
 
-.PHONY: install book book-smoke test test-fast lint format strip bench clean
+.PHONY: install book book-smoke pdf test test-fast lint format strip bench clean
 
 install: $(STAMP)
 
@@ -23,6 +23,9 @@ book: $(STAMP)  ## execute every chapter at full size, then build _build/html
 
 book-smoke: $(STAMP)  ## the same with the smoke-sized parameters the tests use
 	$(BIN)/asbbook build --smoke
+
+pdf: book  ## the whole book as one PDF, _build/html/asbbook.pdf (single-page HTML printed by Chromium)
+	$(BIN)/python -m asbbook.pdf
 
 test: $(STAMP)  ## the whole test suite (unit, Monte-Carlo, chapters at smoke size, build, browser)
 	$(BIN)/python -m pytest
