@@ -34,12 +34,12 @@ test-fast: $(STAMP)  ## everything except executing and building the book
 	$(BIN)/python -m pytest --ignore tests/test_book.py --ignore tests/test_browser.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check asbbook tests bench
-	$(BIN)/ruff format --check asbbook tests bench
+	$(BIN)/ruff check asbbook tests bench book
+	$(BIN)/ruff format --check asbbook tests bench book
 
 format: $(STAMP)
-	$(BIN)/ruff format asbbook tests bench
-	$(BIN)/ruff check --fix asbbook tests bench
+	$(BIN)/ruff format asbbook tests bench book
+	$(BIN)/ruff check --fix asbbook tests bench book
 
 strip: $(STAMP)  ## remove outputs from the committed notebooks
 	$(BIN)/asbbook strip

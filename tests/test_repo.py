@@ -149,7 +149,7 @@ def test_lint_is_clean(root):
     import subprocess
     import sys
 
-    paths = [str(root / p) for p in ("asbbook", "tests", "bench") if (root / p).exists()]
+    paths = [str(root / p) for p in ("asbbook", "tests", "bench", "book") if (root / p).exists()]
     check = subprocess.run(
         [sys.executable, "-m", "ruff", "check", *paths], capture_output=True, text=True
     )
