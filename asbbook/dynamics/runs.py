@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from asbbook import data, ensemble, nets, order, phase, validation
+from asbbook.stats import Estimate, mean_with_stderr
 from asbbook.sweep import SweepSpec
 
 #: name of the chapter's sweep (its cache lives in ``<cache_dir>/SWEEP_NAME``)
@@ -144,9 +145,9 @@ def success_probability(transition, n_params) -> tuple[np.ndarray, np.ndarray]:
     ``p(N) = sigmoid((ln N - ln N*) / s)``. Its uncertainty is dominated by that of ``ln N*``
     near the transition: ``se(p) = p (1 - p) se(ln N*) / s`` (delta method; the uncertainty of
     the width ``s`` is neglected, which matters only far from ``N*``)."""
-    n = validation.as_float_tensor("n_params", n_params).double().numpy()
-    if not np.all(n > 0):
-        raise ValueError("n_params must be positive")
+    n = np.asarray(n_params, dtype=np.float64)
+    if n.ndim != 1 or not np.all(np.isfinite(n) & (n > 0)):
+        raise ValueError(f"n_params must be a 1-D array of positive counts, got {n_params!r}")
     s = float(transition.width)
     if not (math.isfinite(s) and s > 0):
         raise ValueError("the transition needs a logistic width (method='logistic')")
@@ -504,3 +505,31 @@ def initial_state(
             for key, value in values.items():
                 rows.setdefault(key, [[] for _ in shapes])[k].append(value[0].cpu().numpy())
     return {key: np.asarray(per_width) for key, per_width in rows.items()}
+
+
+def replica_curves(dynamics: Dynamics) -> list[dict[str, Estimate]]:
+    """Per width, the replica mean and standard error of every recorded series over training:
+    ``[{key: Estimate(mean (T, ...), se (T, ...))}, ...]``, including ``unsatisfied`` (the
+    fraction of margins ``y f < 1``)."""
+    series = dict(dynamics.values)
+    series["unsatisfied"] = unsatisfied_fraction(dynamics)
+    out = []
+    for k in range(len(dynamics.widths)):
+        curves = {}
+        for key, value in series.items():
+            estimate = mean_with_stderr(torch.as_tensor(np.asarray(value[k], dtype=np.float64)))
+            curves[key] = Estimate(estimate.value.numpy(), estimate.stderr.numpy())
+        out.append(curves)
+    return out
+
+
+def half_time(curve, steps) -> int:
+    """The first recorded step at which ``curve`` has covered half of its total change
+    ``curve[-1] - curve[0]`` (in the direction of that change)."""
+    curve = np.asarray(curve, dtype=np.float64)
+    steps = np.asarray(steps)
+    if curve.ndim != 1 or curve.shape != steps.shape or curve.size < 2:
+        raise ValueError("curve and steps must be 1-D arrays of one length >= 2")
+    change = curve[-1] - curve[0]
+    reached = np.flatnonzero((curve - curve[0]) * np.sign(change) >= abs(change) / 2)
+    return int(steps[reached[0]])
