@@ -236,7 +236,7 @@ def test_initial_hinge_closed_forms_match_gaussian_sampling():
     d = dynamics.derive_initial_hinge()
     s = sp.Symbol("s", positive=True)
     unsat = sp.lambdify(s, d.unsatisfied.rhs)
-    hinge = sp.lambdify(s, d["hinge"].rhs)
+    hinge = sp.lambdify(s, d.hinge.rhs)
     assert d.limits == sp.Tuple(sp.Rational(1, 2), 1)
     rng = np.random.default_rng(0)
     for scale in (0.3, 2.0, 9.0):
@@ -332,7 +332,7 @@ def test_expected_plugin_information_against_sampling_and_leading_order():
 
 def test_plugin_information_bias_derivation():
     d = dynamics.derive_plugin_information_bias()
-    P = d["P"]
+    P = d.P
     assert sp.simplify(d.phi2.rhs - 1 / (P - 1)) == 0
     assert sp.simplify(d.bias.rhs - 1 / (2 * (P - 1) * sp.log(2))) == 0
     # the leading term agrees with the exact mutual information for a small deviation e
