@@ -271,14 +271,22 @@ def execute_book(
     only: Iterable[str] | None = None,
     force: bool = False,
     progress: bool = True,
+    jobs: int = 1,
 ) -> BuildTimes:
     """Execute every chapter into ``stage``; skip those whose executed copy is up to date.
 
     Each chapter is keyed on its inputs as they were when its run started; a chapter whose inputs
-    changed during the run is reported (and left stale for the next build).
+    changed during the run is reported (and left stale for the next build). With ``jobs > 1``
+    that many chapters run at once, each in its own kernel (they are independent: a chapter
+    reads other chapters' numbers only when the HTML is built).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     stage_source_tree(root, stage)
     times = BuildTimes()
+    todo = []
     for source in toc_notebooks(root):
         if only is not None and source.stem not in set(only):
             continue
@@ -289,27 +297,37 @@ def execute_book(
             print(f"[asbbook] {source.stem}: up to date, not re-executed", flush=True)
             times[source.stem] = 0.0
             continue
-        print(
-            f"[asbbook] executing {source.stem} ({'smoke' if smoke else 'full'} size)", flush=True
-        )
+        todo.append((source, executed, parameters, key))
+
+    def run(job) -> float:
+        source, executed, parameters, key = job
+        size = "smoke" if smoke else "full"
+        print(f"[asbbook] executing {source.stem} ({size} size)", flush=True)
         start = time.perf_counter()
-        execute_chapter(source, executed, parameters, cwd=root, progress=progress, key=key)
-        times[source.stem] = time.perf_counter() - start
-        if inputs_changed_during_run(executed):
-            times.changed_during_run.append(source.stem)
-            print(
-                f"[asbbook] {source.stem}: its source, parameters or the asbbook code changed "
-                "while it ran; the executed copy is NOT marked up to date (build again)",
-                flush=True,
-            )
-        debris = stderr_outputs(executed)
-        if debris:
-            times.with_stderr.append(source.stem)
-            print(
-                f"[asbbook] {source.stem}: {len(debris)} stderr output(s) in the executed copy, "
-                f"first: {debris[0].strip()[:120]!r}",
-                flush=True,
-            )
+        execute_chapter(
+            source, executed, parameters, cwd=root, progress=progress and jobs == 1, key=key
+        )
+        return time.perf_counter() - start
+
+    # One environment for the whole pool, so no thread restores it under another's kernel.
+    with environment(KERNEL_ENV), ThreadPoolExecutor(max_workers=jobs) as pool:
+        for (source, executed, _, _), seconds in zip(todo, pool.map(run, todo), strict=True):
+            times[source.stem] = seconds
+            if inputs_changed_during_run(executed):
+                times.changed_during_run.append(source.stem)
+                print(
+                    f"[asbbook] {source.stem}: its source, parameters or the asbbook code changed "
+                    "while it ran; the executed copy is NOT marked up to date (build again)",
+                    flush=True,
+                )
+            debris = stderr_outputs(executed)
+            if debris:
+                times.with_stderr.append(source.stem)
+                print(
+                    f"[asbbook] {source.stem}: {len(debris)} stderr output(s) in the executed "
+                    f"copy, first: {debris[0].strip()[:120]!r}",
+                    flush=True,
+                )
     return times
 
 
