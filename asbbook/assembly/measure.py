@@ -39,7 +39,11 @@ def layer_cv(z, dim: int = 0) -> Estimate:
     dim = validation.check_int("dim", dim, minimum=-z.ndim, maximum=z.ndim - 1) % z.ndim
     if dim == z.ndim - 1:
         raise ValueError("dim cannot be the unit (last) dimension")
-    return cv_with_stderr(layer_average_relu_sq(z), dim=dim)
+    r = layer_average_relu_sq(z)
+    if bool((r.std(dim=dim) == 0).any()):
+        # a constant (or all-dead) ensemble has no coefficient of variation to estimate
+        raise ValueError("z: the layer averages do not vary across the ensemble dimension")
+    return cv_with_stderr(r, dim=dim)
 
 
 def log_norm_profile(zs: Sequence, x, *, last_linear: bool = False) -> torch.Tensor:
@@ -290,6 +294,7 @@ def input_pair(n_0: int, rho0: float, *, seed: int = 0, dtype=torch.float64) -> 
     """Two inputs ``(2, n_0)`` with mean square 1 and cosine exactly ``rho0``
     (Gram-Schmidt on two Gaussian vectors drawn from ``data.torch_generator(seed, ...)``)."""
     n_0 = validation.check_int("n_0", n_0, minimum=2)
+    validation.check_memory("n_0", 8.0 * 4 * n_0)
     rho0 = validation.check_real("rho0", rho0)
     if not -1 <= rho0 <= 1:
         raise ValueError(f"rho0 must lie in [-1, 1], got {rho0}")

@@ -68,8 +68,12 @@ def layer_cv_theory(n):
 
 
 def _open_gate_law(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``k = 1..n`` and ``P(K = k | K >= 1)`` for ``K ~ Bin(n, 1/2)``."""
-    k = np.arange(1, n + 1)
+    """The support ``k`` and ``P(K = k | K >= 1)`` for ``K ~ Bin(n, 1/2)``: all ``k = 1..n``
+    within 20 standard deviations of ``n/2`` (the rest has probability below 1e-80)."""
+    half = int(10 * math.sqrt(n)) + 10  # 20 standard deviations sqrt(n)/2
+    lo, hi = max(1, n // 2 - half), min(n, n // 2 + half)
+    validation.check_memory("widths", 8.0 * 8 * (hi - lo + 1))
+    k = np.arange(lo, hi + 1)
     p = stats.binom.pmf(k, n, 0.5)
     return k, p / p.sum()
 
@@ -218,6 +222,7 @@ def correlation_map_iterates(rho0: float, depth: int) -> np.ndarray:
     if not -1 <= rho <= 1:
         raise ValueError(f"rho0 must lie in [-1, 1], got {rho}")
     depth = validation.check_int("depth", depth, minimum=0)
+    validation.check_memory("depth", 8.0 * (depth + 1))
     out = [rho]
     for _ in range(depth):
         out.append(correlation_map(out[-1]))
