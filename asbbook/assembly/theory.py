@@ -4,7 +4,7 @@ Conventions (as everywhere in the package): ``widths = (n_0, ..., n_L)``; all ``
 ReLU layers; the weights are i.i.d. with mean 0 and variance ``2 / n_{l-1}``; ``r^l = |h^l|^2 / n_l``
 with ``h^0 = x`` fixed. Then ``ln(r^L / r^0) = sum_l ln F_l`` with layer factors
 ``F_l = r^l / r^{l-1}``. For Gaussian weights, ``F_l = (2 / n_l) chi^2_K``, ``K ~ Bin(n_l, 1/2)``
-open gates, independent of the past (Hanin & Nica 2019, eq. (1.3) and its proof), so every
+open gates, independent of the past (Hanin & Nica 2019), so every
 cumulant of ``ln(r^L / r^0)`` is a sum of per-layer cumulants. A layer dies (``K = 0``,
 ``F_l = 0``) with probability ``2^{-n_l}``; every log statement is conditional on ``K >= 1``.
 """
@@ -57,7 +57,7 @@ def layer_widths(widths, *, hidden_widths=None, name: str = "widths") -> tuple[i
 
 def layer_cv_theory(n):
     """``CV(r^1) = sqrt(5/n)`` for one ReLU layer of width ``n``: with ``z ~ N(0, q)``,
-    ``E relu^2 = q/2`` and ``Var relu^2 = 5q^2/4`` (Hanin 2018, section 3). ``n`` may be a width
+    ``E relu^2 = q/2`` and ``Var relu^2 = 5q^2/4`` (Hanin 2018). ``n`` may be a width
     or an array of widths."""
     arr = np.asarray(n)
     if arr.ndim == 0:
@@ -157,7 +157,7 @@ def log_norm_cumulants_exact(widths) -> np.ndarray:
 def log_norm_shape_exact(widths) -> tuple[float, float]:
     """Exact skewness ``k3 / k2^(3/2)`` and excess kurtosis ``k4 / k2^2`` of ``ln(r^L / r^0)``.
     Both vanish like ``1/sqrt(L n)`` and ``1/(L n)``: the log-norm is Gaussian to leading order
-    (Hanin & Nica 2019, theorem 1)."""
+    (Hanin & Nica 2019)."""
     _, k2, k3, k4 = log_norm_cumulants_exact(widths)
     return float(k3 / k2**1.5), float(k4 / k2**2)
 
