@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 from scipy import stats as sps
 
 from asbbook import validation
@@ -17,6 +18,14 @@ from asbbook.assembly import measure, theory
 from asbbook.order import preactivation_variance
 from asbbook.plotting import measured_points, new_figure, theory_line
 from asbbook.stats import Estimate, mean_with_stderr, variance_with_stderr
+
+
+def _width_axis(ax, widths) -> None:
+    """A log-scaled width axis labelled at the widths themselves."""
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(set(int(n) for n in widths)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _bytes_guard(name: str, n_members: int, n_values: int) -> None:
@@ -100,8 +109,6 @@ def micro_macro_experiment(x, width: int, depth: int, sigma2_values, n_members: 
 
 def figure_cv(widths, cv, fit):
     """CV of ``r^1`` against width on log-log axes, and its ratio to ``sqrt(5/n)``."""
-    from matplotlib.ticker import ScalarFormatter
-
     widths = np.asarray(widths)
     fig, (ax, ax_ratio) = new_figure(ncols=2, width=4.6)
     n_fine = np.geomspace(widths[0], widths[-1], 100)
@@ -129,7 +136,8 @@ def figure_cv(widths, cv, fit):
     measured_points(
         ax_ratio, widths, cv[:, 0] / pred, cv[:, 1] / pred, color="C0", label="measured ± 1 SE"
     )
-    ax_ratio.set(xscale="log", xlabel="layer width $n$", ylabel=r"measured CV $/\ \sqrt{5/n}$")
+    _width_axis(ax_ratio, widths)
+    ax_ratio.set(xlabel="layer width $n$", ylabel=r"measured CV $/\ \sqrt{5/n}$")
     ax_ratio.legend()
     fig.tight_layout()
     return fig
@@ -183,7 +191,8 @@ def figure_log_norm(points: dict):
     )
     ax_rel.axhline(0, color="black", lw=0.8)
     ax_var.set(xlabel="$L/n$", ylabel=r"$\operatorname{Var}\,\ln(r^L/r^0)$")
-    ax_rel.set(xscale="log", xlabel="width $n$", ylabel=r"excess over $5L/n$ (%)")
+    _width_axis(ax_rel, widths)
+    ax_rel.set(xlabel="width $n$", ylabel=r"excess over $5L/n$ (%)")
     ax_mean.set(xlabel="$L/n$", ylabel=r"$\mathbb{E}\,\ln(r^L/r^0)$")
     for ax in (ax_var, ax_rel, ax_mean):
         ax.legend(fontsize=8)
@@ -249,8 +258,8 @@ def figure_correlation(rho0: float, cosines: dict):
     ax.set(xlabel="layer $l$", ylabel=r"cosine $\rho^l$ of the two inputs")
     ax.legend(fontsize=8)
     measured_points(ax_var, ns, scaled, scaled_se, color="C0", label="measured ± 1 SE")
+    _width_axis(ax_var, ns)
     ax_var.set(
-        xscale="log",
         xlabel="width $n$",
         ylabel=rf"$n\,\operatorname{{Var}}\,\rho^{{{depth}}}$ across networks",
     )
