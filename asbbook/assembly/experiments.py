@@ -263,6 +263,7 @@ def figure_correlation(rho0: float, cosines: dict):
         xlabel="width $n$",
         ylabel=rf"$n\,\operatorname{{Var}}\,\rho^{{{depth}}}$ across networks",
     )
+    ax_var.set_ylim(bottom=0)  # a 1/n law is a flat line; start at 0 to judge its flatness
     ax_var.legend(fontsize=8)
     fig.tight_layout()
     return fig
