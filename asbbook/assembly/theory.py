@@ -122,14 +122,25 @@ def layer_log_variance_exact(n: int, *, linear: bool = False) -> float:
     return float(p @ special.polygamma(1, k / 2) + p @ (b - p @ b) ** 2)
 
 
-def log_norm_mean_exact(widths, *, hidden_widths=None) -> float:
+def log_norm_mean_exact(
+    widths, *, sigma2: float = 2.0, last_linear: bool = False, hidden_widths=None
+) -> float:
     """Hanin-Nica log-mean ``E ln(r^L / r^0) = sum_{l=1}^L m(n_l)``, exact at finite width
     (Gaussian weights; conditional on no dead layer), with ``m`` from
     :func:`layer_log_mean_exact`. Leading order ``-(5/2) sum_l 1/n_l``: the mean of
-    ``r^L / r^0`` is 1, so its log sits half a variance below 0 (Hanin & Nica 2019)."""
-    return float(
-        sum(layer_log_mean_exact(n) for n in layer_widths(widths, hidden_widths=hidden_widths))
-    )
+    ``r^L / r^0`` is 1, so its log sits half a variance below 0 (Hanin & Nica 2019).
+
+    With weight variance ``sigma2 / n_{l-1}`` every factor is multiplied by ``sigma2 / 2``; with
+    ``last_linear`` layer ``L`` is read before the ReLU, ``F_L = sigma2 chi^2_{n_L} / n_L`` and
+    ``E ln F_L = ln sigma2 + psi(n_L/2) + ln(2/n_L)``."""
+    ns = layer_widths(widths, hidden_widths=hidden_widths)
+    sigma2 = validation.check_real("sigma2", sigma2, positive=True)
+    shift = math.log(sigma2 / 2)
+    total = sum(layer_log_mean_exact(n) + shift for n in ns[:-1])
+    n = ns[-1]
+    if last_linear:
+        return float(total + math.log(sigma2) + special.digamma(n / 2) + math.log(2.0 / n))
+    return float(total + layer_log_mean_exact(n) + shift)
 
 
 def log_norm_variance_exact(widths=None, *, last_linear: bool = False, hidden_widths=None) -> float:
