@@ -114,6 +114,14 @@ def test_theory_functions_take_full_widths():
         sum(assembly.layer_log_mean_exact(n) for n in widths[1:])
     )
     assert assembly.log_norm_mean_exact((3,) + widths[1:]) == assembly.log_norm_mean_exact(widths)
+    # weight variance sigma2 / n_(l-1) multiplies every factor by sigma2 / 2
+    assert assembly.log_norm_mean_exact(widths, sigma2=1.0) == pytest.approx(
+        assembly.log_norm_mean_exact(widths) + 3 * math.log(0.5)
+    )
+    linear_last = assembly.log_norm_mean_exact(widths, last_linear=True)
+    assert linear_last - assembly.log_norm_mean_exact(widths[:-1]) == pytest.approx(
+        math.log(2) + float(special.digamma(4)) + math.log(2 / 8)
+    )
     cum = assembly.log_norm_cumulants_exact(widths)
     assert cum[0] == pytest.approx(assembly.log_norm_mean_exact(widths))
     assert cum[1] == pytest.approx(assembly.log_norm_variance_exact(widths))
@@ -263,6 +271,23 @@ def test_rademacher_weights_follow_the_kurtosis_expansion(x16):
     var = assembly.variance_with_stderr(logs.sum(-1)).item()
     _agree(Comparison("Var ln, ±1 weights", exact + shift, *var))
     _disagree(Comparison("Gaussian law for ±1 weights", exact, *var))
+    # the linear read-out at sigma^2 = 1.5: exact log-mean of the typical network
+    q = assembly.sample_reduced(
+        x16[None, :],
+        widths,
+        3000,
+        lambda zs: assembly.log_norm_ratio(zs, x16, last_linear=True),
+        sigma2=1.5,
+        seed=4,
+    )[:, 0]
+    q = q[torch.isfinite(q)]
+    _agree(
+        Comparison(
+            "E ln q",
+            assembly.log_norm_mean_exact(widths, sigma2=1.5, last_linear=True),
+            *assembly.mean_with_stderr(q).item(),
+        )
+    )
     # the Gaussian arm of the same sampler follows the Gaussian exact law
     gauss = assembly.sample_log_factors(x16, widths, 3000, seed=2)
     _agree(
