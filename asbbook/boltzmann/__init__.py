@@ -13,7 +13,12 @@ a layered directed graphical model whose zero-temperature limit is the determini
 Every public name is re-exported here, so ``from asbbook import boltzmann`` is all a reader needs.
 """
 
-from asbbook.boltzmann.checks import SidakFamily, minority_gate_family, sidak
+from asbbook.boltzmann.checks import (
+    SidakFamily,
+    minority_gate_family,
+    minority_gate_row,
+    sidak,
+)
 from asbbook.boltzmann.diagram import draw_graphical_model
 from asbbook.boltzmann.gate import (
     LAMBERT_W_INV_E,
@@ -109,6 +114,7 @@ __all__ = [
     "mc_gap_at_argmax",
     "SidakFamily",
     "sidak",
+    "minority_gate_row",
     "minority_gate_family",
     # networks
     "stochastic_gate",

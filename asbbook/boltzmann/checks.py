@@ -76,27 +76,35 @@ class SidakFamily:
         return where + predicted, measured, uncertainty
 
 
-def minority_gate_family(quantity: str, z, beta, open_count, n_samples: int) -> SidakFamily:
-    """The exact binomial test of every grid point's gate count, as one :class:`SidakFamily`.
-
-    Point ``i`` tests its minority count (open gates for ``z <= 0``, closed for ``z > 0``)
-    against ``sigmoid(-beta |z_i|)``. Points where that probability underflows to 0 in float64
-    (``beta |z| > 745``) are deterministic and cannot fail; they are left out.
-    """
-    z = validation.as_float_tensor("z", z, ndim=1, dtype=torch.float64)
+def minority_gate_row(quantity: str, z: float, beta: float, open_count: int, n_samples: int):
+    """The exact binomial test of the gate count at one ``z``: the minority state's count (open
+    gates for ``z <= 0``, closed for ``z > 0``) against ``sigmoid(-beta |z|)``. Returns ``None``
+    where that probability underflows to 0 in float64 (``beta |z| > 745``): such a gate is
+    deterministic and its count cannot deviate."""
     n = validation.check_int("n_samples", n_samples, minimum=1)
-    counts = [validation.check_int("open_count", int(k), minimum=0, maximum=n) for k in open_count]
+    k = validation.check_int("open_count", open_count, minimum=0, maximum=n)
+    z = validation.check_real("z", z)
+    beta = validation.check_real("beta", beta, positive=True)
+    q = float(torch.sigmoid(torch.tensor(-beta * abs(z), dtype=torch.float64)))
+    if q == 0.0:
+        return None
+    return report.BinomialComparison(quantity, q, k if z <= 0 else n - k, n)
+
+
+def minority_gate_family(quantity: str, z, beta, open_count, n_samples: int) -> SidakFamily:
+    """:func:`minority_gate_row` at every grid point, as one :class:`SidakFamily` (points whose
+    gate is deterministic in float64 are left out)."""
+    z = validation.as_float_tensor("z", z, ndim=1, dtype=torch.float64)
+    counts = list(open_count)
     if len(counts) != z.numel():
         raise ValueError("open_count must have one count per grid point")
-    beta = validation.check_real("beta", beta, positive=True)
     rows, labels = [], []
     for zi, k in zip(z.tolist(), counts, strict=True):
-        q = float(torch.sigmoid(torch.tensor(-beta * abs(zi), dtype=torch.float64)))
-        if q == 0.0:
-            continue
-        minority, state = (k, "open") if zi <= 0 else (n - k, "closed")
-        rows.append(report.BinomialComparison(f"{state} gates at z = {zi:.3g}", q, minority, n))
-        labels.append(f"z = {zi:.3g}")
+        state = "open" if zi <= 0 else "closed"
+        row = minority_gate_row(f"{state} gates at z = {zi:.3g}", zi, beta, int(k), n_samples)
+        if row is not None:
+            rows.append(row)
+            labels.append(f"z = {zi:.3g}")
     if not rows:
         raise ValueError("beta * |z| is beyond float64 at every grid point: nothing to test")
     return SidakFamily(quantity, rows, labels)

@@ -246,10 +246,11 @@ def check_n_samples(n_samples, *, minimum: int = 1) -> int:
     return validation.check_int("n_samples", n_samples, minimum=minimum)
 
 
-def _finite(name: str, out: torch.Tensor, inputs: str) -> torch.Tensor:
-    """Refuse a result that overflowed the dtype instead of returning inf or NaN silently."""
-    if out.numel() and not bool(torch.isfinite(out).all()):
-        raise ValueError(f"{name} overflows {out.dtype} for these {inputs}; rescale them")
+def _finite(name: str, out, inputs: str):
+    """Refuse a result that overflowed its dtype instead of returning inf or NaN silently."""
+    values = out if isinstance(out, torch.Tensor) else torch.as_tensor(out)
+    if values.numel() and not bool(torch.isfinite(values).all()):
+        raise ValueError(f"{inputs}: the {name} overflows the float range for these values")
     return out
 
 
@@ -282,7 +283,7 @@ def activation_variance(z, beta) -> torch.Tensor:
     """
     z, beta = check_pre_activations(z), check_beta(beta)
     bz = beta * z
-    return _finite("activation_variance", (z * torch.sigmoid(bz)) * (z * torch.sigmoid(-bz)), "z")
+    return _finite("activation variance", (z * torch.sigmoid(bz)) * (z * torch.sigmoid(-bz)), "z")
 
 
 def gate_entropy(z, beta) -> torch.Tensor:
@@ -297,12 +298,12 @@ def gate_entropy(z, beta) -> torch.Tensor:
 
 def max_relu_gap(beta) -> float | torch.Tensor:
     """The theoretical ``sup_z |<h>(z) - ReLU(z)| = W(1/e) / beta`` (:func:`derive_sup_gap`)."""
-    return LAMBERT_W_INV_E / check_beta(beta)
+    return _finite("gap", LAMBERT_W_INV_E / check_beta(beta), "beta")
 
 
 def argmax_relu_gap(beta) -> float | torch.Tensor:
     """Where the gap is largest: ``|z*| = (1 + W(1/e)) / beta``."""
-    return (1.0 + LAMBERT_W_INV_E) / check_beta(beta)
+    return _finite("argmax", (1.0 + LAMBERT_W_INV_E) / check_beta(beta), "beta")
 
 
 def closed_probability_at_argmax() -> float:
@@ -333,9 +334,10 @@ def grid_sup_relu_gap(
     validation.check_float_dtype(dtype)
     validation.check_memory("n_grid", 4.0 * validation.element_bytes(dtype) * n_grid)
     zs = torch.linspace(-20.0 / beta, 20.0 / beta, n_grid, dtype=dtype)
+    _finite("grid", zs, "beta")
     gap = (torch.relu(zs) - mean_activation(zs, beta)).abs()
     i = int(torch.argmax(gap))
-    return float(gap[i]), float(zs[i].abs())
+    return float(_finite("gap", gap[i], "beta")), float(zs[i].abs())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import torch
 
 from asbbook import nets, validation
 from asbbook.boltzmann.gate import check_beta, sigmoid_expr
-from asbbook.boltzmann.network import _check_network, relative_gap
+from asbbook.boltzmann.network import _check_network, _finite_output, relative_gap
 
 N_QUADRATURE = 256  # Gauss-Hermite nodes: relative error < 1e-3 up to beta sqrt(v) = 20
 
@@ -150,7 +150,7 @@ class MeanFieldState:
 
 def mean_field_propagate(weights: Sequence[torch.Tensor], X, beta) -> MeanFieldState:
     """The closure of the module docstring, layer by layer, for inputs ``X`` ``(P, n_0)``."""
-    widths, X = _check_network(weights, X)
+    widths, weights, X = _check_network(weights, X)
     beta = validation.check_real("beta", beta, positive=True)
     validation.check_memory("X", 4.0 * X.element_size() * X.shape[0] * max(widths) * N_QUADRATURE)
     mu = X @ weights[0].T
@@ -158,7 +158,7 @@ def mean_field_propagate(weights: Sequence[torch.Tensor], X, beta) -> MeanFieldS
     means, variances = [mu], [var]
     for w in weights[1:]:
         m, v = gaussian_gate_moments(mu, var, beta)
-        mu, var = m @ w.T, v @ (w * w).T
+        mu, var = _finite_output(m @ w.T), _finite_output(v @ (w * w).T)
         means.append(mu)
         variances.append(var)
     return MeanFieldState(tuple(means), tuple(variances))
@@ -166,5 +166,6 @@ def mean_field_propagate(weights: Sequence[torch.Tensor], X, beta) -> MeanFieldS
 
 def mean_field_relative_gap(weights: Sequence[torch.Tensor], X, beta) -> float:
     """The closure's prediction of ``D(beta) = mean_x (E f_beta - f)^2 / mean_x f^2``."""
+    _, weights, X = _check_network(weights, X)
     state = mean_field_propagate(weights, X, beta)
     return relative_gap(state.output_mean, nets.forward(weights, X))

@@ -23,14 +23,24 @@ from asbbook.boltzmann.gate import (
 )
 
 
-def _check_network(weights, X) -> tuple[tuple[int, ...], torch.Tensor]:
-    """Validate a single network ``W^1..W^L`` (matrices) and inputs ``X`` of shape ``(P, n_0)``."""
+def _check_network(weights, X):
+    """Validate a single network ``W^1..W^L`` (matrices; numpy arrays are converted) and inputs
+    ``X`` of shape ``(P, n_0)``; returns ``(widths, weights, X)``."""
+    if isinstance(weights, Sequence) and not isinstance(weights, str | bytes):
+        weights = [validation.as_float_tensor(f"weights[{k}]", w) for k, w in enumerate(weights)]
     widths = validation.check_weights(weights, ensemble=False)
     X = validation.check_inputs(X, widths[0])
     dtypes = {w.dtype for w in weights} | {X.dtype}
-    if len(dtypes) > 1:
-        raise TypeError(f"weights and X must share one dtype, got {sorted(map(str, dtypes))}")
-    return widths, X
+    devices = {w.device for w in weights} | {X.device}
+    if len(dtypes) > 1 or len(devices) > 1:
+        raise TypeError(f"weights and X must share one dtype and device, got {dtypes}, {devices}")
+    return widths, weights, X
+
+
+def _finite_output(out: torch.Tensor) -> torch.Tensor:
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError("weights: the network output overflows the float range; rescale them")
+    return out
 
 
 def stochastic_gate(
@@ -66,7 +76,7 @@ def stochastic_forward(
     its activation). Returns outputs shaped ``(n_samples, P)`` (for ``n_L = 1``), and with
     ``return_gates`` also the sampled gates ``[(n_samples, P, n_l)]``.
     """
-    widths, X = _check_network(weights, X)
+    widths, weights, X = _check_network(weights, X)
     beta = validation.check_real("beta", beta, positive=True)
     n_samples = check_n_samples(n_samples)
     kept = sum(widths[1:-1]) if return_gates else 0
@@ -76,7 +86,7 @@ def stochastic_forward(
     h0 = X.unsqueeze(0).expand(n_samples, *X.shape)
     gate = stochastic_gate(beta, generator, record if return_gates else None)
     out = nets.preactivations(weights, h0, activation=gate)[-1]
-    out = out[..., 0] if out.shape[-1] == 1 else out
+    out = _finite_output(out[..., 0] if out.shape[-1] == 1 else out)
     return (out, record) if return_gates else out
 
 
@@ -87,19 +97,22 @@ def one_hidden_layer_mean_output(weights: Sequence[torch.Tensor], X, beta: float
     :func:`mean_activation` alone. Deeper nets have no such closed form (the gates of layer
     ``l+1`` see the noise of layer ``l``); :mod:`asbbook.boltzmann.meanfield` approximates them.
     """
-    widths, X = _check_network(weights, X)
+    widths, weights, X = _check_network(weights, X)
     if len(widths) != 3:
         raise ValueError(
             f"weights: the closed form needs exactly one hidden layer, got {len(widths) - 2}"
         )
     w1, w2 = weights
-    out = mean_activation(X @ w1.T, check_beta(beta)) @ w2.T
+    out = _finite_output(mean_activation(X @ w1.T, check_beta(beta)) @ w2.T)
     return out[:, 0] if out.shape[1] == 1 else out
 
 
 def relative_gap(mean_output: torch.Tensor, f_det: torch.Tensor) -> float:
     """``D = mean_x (E f_beta(x) - f(x))^2 / mean_x f(x)^2`` from the two output vectors."""
-    return float((mean_output - f_det).pow(2).mean() / f_det.pow(2).mean())
+    norm = f_det.pow(2).mean()
+    if not float(norm) > 0:
+        raise ValueError("weights give f(x) = 0 on every input of X: D is undefined")
+    return float(_finite_output((mean_output - f_det).pow(2).mean() / norm))
 
 
 def relative_mean_output_gap(
@@ -117,7 +130,7 @@ def relative_mean_output_gap(
     ``se_x^2``, which is subtracted; the returned standard error,
     ``sqrt(sum_x (4 d_x^2 se_x^2 + 2 se_x^4)) / (P mean f^2)``, is that of the Monte-Carlo noise.
     """
-    _, X = _check_network(weights, X)
+    _, weights, X = _check_network(weights, X)
     n_samples = check_n_samples(n_samples, minimum=2)
     f_det = nets.forward(weights, X)
     samples = stochastic_forward(weights, X, beta, n_samples, generator=generator)
@@ -129,12 +142,12 @@ def relative_mean_output_gap(
     n = d.shape[0]
     estimate = (d.pow(2) - se.pow(2)).mean() / norm
     stderr = (4 * d.pow(2) * se.pow(2) + 2 * se.pow(4)).sum().sqrt() / (n * norm)
-    return stats.Estimate(float(estimate), float(stderr))
+    return stats.Estimate(float(_finite_output(estimate)), float(_finite_output(stderr)))
 
 
 def exact_relative_mean_output_gap(weights: Sequence[torch.Tensor], X, beta: float) -> float:
     """``D`` of :func:`relative_mean_output_gap` in closed form for one hidden layer."""
-    _, X = _check_network(weights, X)
+    _, weights, X = _check_network(weights, X)
     return relative_gap(one_hidden_layer_mean_output(weights, X, beta), nets.forward(weights, X))
 
 
