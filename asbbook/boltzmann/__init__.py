@@ -30,7 +30,6 @@ from asbbook.boltzmann.gate import (
     ZeroTemperatureLimits,
     activation_variance,
     argmax_relu_gap,
-    beta,
     check_beta,
     check_n_samples,
     check_pre_activations,
@@ -39,7 +38,6 @@ from asbbook.boltzmann.gate import (
     derive_gate,
     derive_sup_gap,
     derive_zero_temperature_limits,
-    g,
     gate_entropy,
     gate_moment_stderr,
     grid_sup_relu_gap,
@@ -54,8 +52,10 @@ from asbbook.boltzmann.gate import (
     sample_gates,
     sigmoid_expr,
     symmetric_grid,
-    z,
 )
+from asbbook.boltzmann.gate import beta as beta  # the sympy symbols, for readers
+from asbbook.boltzmann.gate import g as g
+from asbbook.boltzmann.gate import z as z
 from asbbook.boltzmann.meanfield import (
     MeanFieldDerivation,
     MeanFieldState,
@@ -77,10 +77,7 @@ from asbbook.boltzmann.network import (
 )
 
 __all__ = [
-    # one gate: derivations
-    "z",
-    "beta",
-    "g",
+    # one gate: derivations (the sympy symbols z, beta, g are importable too)
     "sigmoid_expr",
     "GateDerivation",
     "derive_gate",
