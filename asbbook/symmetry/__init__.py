@@ -59,6 +59,7 @@ from asbbook.symmetry.derivations import (
 from asbbook.symmetry.information import (
     first_order_bias_bits,
     gate_label_information_debiased_bits,
+    gate_statistics,
     information_from_counts_bits,
     information_null_bias_bits,
     shuffled_labels,
@@ -128,6 +129,7 @@ __all__ = [
     "gate_label_information_bits",
     "gate_label_information_debiased_bits",
     "gate_reservoir_bits",
+    "gate_statistics",
     "gradient_prediction",
     "gradient_second_moments",
     "half_time",

@@ -30,8 +30,8 @@ def information_from_counts_bits(j, k, n_positive: int, n_patterns: int):
     ``H_2(k/P) - pi_+ H_2(j/n_+) - pi_- H_2((k-j)/n_-)`` (Cover & Thomas 2006, eq. 2.39),
     clipped at 0 against round-off."""
     n_neg = n_patterns - n_positive
-    j = torch.as_tensor(j, dtype=torch.float64)
-    k = torch.as_tensor(k, dtype=torch.float64)
+    j = torch.as_tensor(j).to(torch.float64)
+    k = torch.as_tensor(k).to(torch.float64)
     pi_pos = n_positive / n_patterns
     info = (
         binary_entropy_bits(k / n_patterns)
@@ -77,22 +77,45 @@ def _gate_counts(z: torch.Tensor, y) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Open counts ``k_i`` and open-and-positive counts ``j_i``, ``(..., n)``; labels ``y`` are
     ``(P,)`` or ``(..., P)`` (one labelling per network), in ``{-1, +1}`` with both present."""
     z = validation.as_float_tensor("z", z, min_ndim=2)
-    y = validation.as_float_tensor("y", y, min_ndim=1).to(z.device)
+    y = validation.as_float_tensor("y", y, min_ndim=1).to(device=z.device, dtype=z.dtype)
     if y.shape[-1] != z.shape[-2]:
         raise ValueError(f"y must have P = {z.shape[-2]} labels last, got shape {tuple(y.shape)}")
-    if not bool(((y == 1) | (y == -1)).all()):
+    positive = y == 1
+    if not bool((positive | (y == -1)).all()):
         raise ValueError("y must hold labels in {-1, +1}")
-    n_pos = (y == 1).sum(dim=-1)
-    if not bool((n_pos == n_pos.reshape(-1)[0]).all()):
-        raise ValueError("y must have the same number of positives in every labelling")
+    n_pos = positive.sum(dim=-1)
     n_positive = int(n_pos.reshape(-1)[0])
+    if not bool((n_pos == n_positive).all()):
+        raise ValueError("y must have the same number of positives in every labelling")
     if not 0 < n_positive < z.shape[-2]:
         raise ValueError("y must contain both labels, +1 and -1")
-    open_ = (z > 0).to(torch.float64)
-    positive = (y == 1).to(torch.float64)
+    open_ = (z > 0).to(z.dtype)
     k = open_.sum(dim=-2)
-    j = (open_ * positive.unsqueeze(-1)).sum(dim=-2)
+    j = (positive.to(z.dtype).unsqueeze(-2) @ open_).squeeze(-2)
     return j, k, n_positive
+
+
+def gate_statistics(z: torch.Tensor, y) -> dict[str, torch.Tensor]:
+    """A layer's gate order parameters from one pass over ``z`` ``(..., P, n)`` with labels
+    ``y`` ``(P,)`` or ``(..., P)``: per unit ``open_fraction`` ``k_i/P``, ``open_positive``
+    ``j_i/n_+`` and ``open_negative`` ``(k_i - j_i)/n_-`` ``(..., n)``; per layer ``entropy``
+    (mean ``H_2(k_i/P)``), ``information`` (mean plug-in ``I_hat(g_i; y)``) and
+    ``information_debiased`` (mean ``I_hat - b(k_i)``) ``(...)``. The same values as
+    :mod:`asbbook.order`'s ``open_fraction``, ``class_open_fractions``,
+    ``mean_gate_entropy_bits`` and ``gate_label_information_bits``."""
+    j, k, n_positive = _gate_counts(z, y)
+    n_patterns = z.shape[-2]
+    plug_in = information_from_counts_bits(j, k, n_positive, n_patterns)
+    table = torch.as_tensor(information_null_bias_bits(n_patterns, n_positive))
+    bias = table.to(plug_in.device)[k.to(torch.long)]
+    return {
+        "open_fraction": k / n_patterns,
+        "open_positive": j / n_positive,
+        "open_negative": (k - j) / (n_patterns - n_positive),
+        "entropy": binary_entropy_bits(k / n_patterns).mean(dim=-1),
+        "information": plug_in.mean(dim=-1),
+        "information_debiased": (plug_in - bias).mean(dim=-1),
+    }
 
 
 def gate_label_information_debiased_bits(z: torch.Tensor, y) -> torch.Tensor:
@@ -101,12 +124,7 @@ def gate_label_information_debiased_bits(z: torch.Tensor, y) -> torch.Tensor:
     permutation-null bias :func:`information_null_bias_bits`. ``z`` is ``(..., P, n)``; ``y`` is
     ``(P,)`` or ``(..., P)``. Returns ``(...)``; its mean is 0 when the labels are independent
     of the gates, and it can be negative."""
-    j, k, n_positive = _gate_counts(z, y)
-    n_patterns = z.shape[-2]
-    plug_in = information_from_counts_bits(j, k, n_positive, n_patterns)
-    table = torch.as_tensor(information_null_bias_bits(n_patterns, n_positive))
-    bias = table[k.to(torch.long).cpu()].to(plug_in.device)
-    return (plug_in - bias).mean(dim=-1)
+    return gate_statistics(z, y)["information_debiased"]
 
 
 def shuffled_labels(y, n_members: int, seed: int) -> torch.Tensor:
