@@ -6,6 +6,7 @@ dimensions allowed). Every function returns new tensors and never modifies its i
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from asbbook import data, nets, validation
@@ -22,20 +23,21 @@ def _check_hidden_layer(widths: tuple[int, ...], layer) -> int:
 
 
 def _as_index_tensor(name: str, value) -> torch.Tensor:
-    """Integer indices as a CPU long tensor; floats and bools are refused by name."""
-    idx = value if isinstance(value, torch.Tensor) else torch.as_tensor(_as_array(name, value))
+    """Integer indices as a CPU long tensor; floats, bools and non-arrays are refused by name."""
+    if isinstance(value, torch.Tensor):
+        idx = value
+    elif isinstance(value, np.ndarray | list | tuple):
+        if any(isinstance(v, bool | np.bool_) for v in np.asarray(value, dtype=object).ravel()):
+            raise TypeError(f"{name} must hold integers, not booleans: {value!r}")
+        array = np.asarray(value)
+        if array.dtype.kind not in "iu":
+            raise TypeError(f"{name} must hold integers, got {value!r}")
+        idx = torch.as_tensor(array)
+    else:
+        raise TypeError(f"{name} must be a sequence or array of integers, got {value!r}")
     if idx.dtype == torch.bool or idx.is_floating_point() or idx.is_complex():
         raise TypeError(f"{name} must hold integers, got dtype {idx.dtype}")
     return idx.detach().cpu().to(torch.long)
-
-
-def _as_array(name: str, value):
-    import numpy as np
-
-    try:
-        return np.asarray(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an array of integers, got {value!r}") from None
 
 
 def permute_hidden(weights, layer: int, perm) -> list[torch.Tensor]:
