@@ -59,15 +59,23 @@ def gradient_second_moments(weights, X) -> tuple[torch.Tensor, torch.Tensor]:
     return hidden, weight
 
 
+def _layer_sigma2(sigma2, depth: int) -> np.ndarray:
+    """``sigma2`` as ``depth`` positive finite per-layer values (one number: every layer)."""
+    if isinstance(sigma2, str | bytes) or not isinstance(sigma2, Sequence | np.ndarray):
+        return np.full(depth, validation.check_real("sigma2", sigma2, positive=True))
+    if len(sigma2) != depth:
+        raise ValueError(f"sigma2 must be one number or {depth} per-layer values, got {sigma2!r}")
+    values = [validation.check_real(f"sigma2[{k}]", s, positive=True) for k, s in enumerate(sigma2)]
+    return np.asarray(values)
+
+
 def gradient_prediction(widths, sigma2, x_sq_mean: float) -> tuple[np.ndarray, np.ndarray]:
     """The backward map of :func:`derive_gradient_map`: ``E |df/dz^l|^2 = prod_{k>l}
     sigma_k^2/2`` for ``l = 1..L-1`` and ``E |df/dW^l|^2 = n_{l-1} m prod_{k != l}
     sigma_k^2/2`` for ``l = 1..L`` (``m = mean x^2``; Hanin 2018 for ``sigma^2 = 2``)."""
     widths = validation.check_widths(widths)
     depth = len(widths) - 1
-    half = np.broadcast_to(np.asarray(sigma2, dtype=np.float64), (depth,)) / 2
-    if not np.all(np.isfinite(half)) or np.any(half <= 0):
-        raise ValueError(f"sigma2 must be finite and positive, got {sigma2!r}")
+    half = _layer_sigma2(sigma2, depth) / 2
     m = validation.check_real("x_sq_mean", x_sq_mean, nonnegative=True)
     hidden = np.array([np.prod(half[ell:]) for ell in range(1, depth)])
     weight = np.array([widths[ell] * m * np.prod(np.delete(half, ell)) for ell in range(depth)])

@@ -27,9 +27,13 @@ def _as_index_tensor(name: str, value) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         idx = value
     elif isinstance(value, np.ndarray | list | tuple):
-        if any(isinstance(v, bool | np.bool_) for v in np.asarray(value, dtype=object).ravel()):
+        try:
+            array = np.asarray(value)
+            flat = np.asarray(value, dtype=object).ravel()
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a regular array of integers, got {value!r}") from None
+        if any(isinstance(v, bool | np.bool_) for v in flat):
             raise TypeError(f"{name} must hold integers, not booleans: {value!r}")
-        array = np.asarray(value)
         if array.dtype.kind not in "iu":
             raise TypeError(f"{name} must hold integers, got {value!r}")
         idx = torch.as_tensor(array)
