@@ -71,6 +71,7 @@ from asbbook.symmetry.measure import (
     half_time,
     initial_ensemble_samples,
     joint_row,
+    log_coupling_prediction,
     preactivation_gradients,
 )
 from asbbook.symmetry.transforms import (
@@ -139,6 +140,7 @@ __all__ = [
     "joint_row",
     "label_alignment",
     "layer_second_moments",
+    "log_coupling_prediction",
     "mean_with_stderr",
     "open_fraction",
     "path_couplings",

@@ -197,13 +197,16 @@ def _layer_variances(ws, widths):
 @dataclass(frozen=True)
 class SignFlipMoments(_Derivation):
     """``mean``: ``E J_pi = 0``; ``cross``: ``E J_pi J_pi' = 0``; ``square``: the general
-    ``E J_pi^2 = prod_l sigma_l^2 / n_{l-1}``; ``square_example``: its value for ``widths``."""
+    ``E J_pi^2 = prod_l sigma_l^2 / n_{l-1}``; ``square_example``: its value for ``widths``;
+    ``log_square``: for Gaussian weights, ``E ln J_pi^2 = sum_l ln(sigma_l^2/n_{l-1}) - L(gamma +
+    ln 2)``, the form whose estimate is nearly normal (``J_pi^2`` has kurtosis ``3^L``)."""
 
     mean: sp.Eq
     cross: sp.Eq
     square: sp.Eq
     square_example: sp.Eq
     n_circuits: int
+    log_square: sp.Eq
 
 
 def derive_sign_flip_moments(widths: Sequence[int] = (2, 3, 2, 1)) -> SignFlipMoments:
@@ -213,7 +216,8 @@ def derive_sign_flip_moments(widths: Sequence[int] = (2, 3, 2, 1)) -> SignFlipMo
     ``E M = 0``. Every ``J_pi`` and every ``J_pi J_pi'`` (``pi != pi'``) has such a weight, so
     their means vanish; ``J_pi^2`` is a product of independent squares, so
     ``E J_pi^2 = prod_l sigma_l^2 / n_{l-1}``. Checked on every circuit and pair, and for one
-    circuit against Gaussian integration with ``sympy.stats``."""
+    circuit against Gaussian integration with ``sympy.stats``. For Gaussian weights also
+    ``E ln w^2 = ln s^2 - gamma - ln 2`` (``gamma``: Euler's constant), by integration."""
     import sympy.stats as st
 
     widths, ws, _ = _symbolic_net(widths)
@@ -243,8 +247,20 @@ def derive_sign_flip_moments(widths: Sequence[int] = (2, 3, 2, 1)) -> SignFlipMo
     concrete = concrete.subs({n_i[k]: widths[k] for k in range(depth)})
     assert sp.simplify(concrete - product) == 0
 
+    # Gaussian weights: E ln w^2 = ln s^2 - gamma - ln 2, so ln J^2 has an additive mean
+    u, s = sp.Symbol("u", positive=True), sp.Symbol("s", positive=True)
+    scaled = sp.log((s * u) ** 2) - sp.log(s**2) - sp.log(u**2)  # w = s u
+    assert sp.expand_log(scaled) == 0
+    half_normal = 2 * sp.exp(-(u**2) / 2) / sp.sqrt(2 * sp.pi)  # |u| of a standard normal
+    e_log = sp.integrate(2 * sp.log(u) * half_normal, (u, 0, sp.oo))
+    assert sp.simplify(e_log + sp.EulerGamma + sp.log(2)) == 0
+    log_general = sp.Sum(sp.log(sigma_i[ell] ** 2 / n_i[ell - 1]), (ell, 1, big_l)) - big_l * (
+        sp.EulerGamma + sp.log(2)
+    )
+
     ej2 = sp.Symbol(r"\mathbb{E}\,J_{\pi}^{2}")
     return SignFlipMoments(
+        log_square=sp.Eq(sp.Symbol(r"\mathbb{E}\,\ln J_{\pi}^{2}"), log_general),
         mean=sp.Eq(sp.Symbol(r"\mathbb{E}\,J_{\pi}"), 0),
         cross=sp.Eq(sp.Symbol(r"\mathbb{E}\,J_{\pi} J_{\pi'}"), 0),
         square=sp.Eq(ej2, general),

@@ -82,6 +82,18 @@ def gradient_prediction(widths, sigma2, x_sq_mean: float) -> tuple[np.ndarray, n
     return hidden, weight
 
 
+def log_coupling_prediction(widths, sigma2=2.0) -> float:
+    """``E ln J_pi^2 = sum_l ln(sigma_l^2 / n_{l-1}) - L (gamma + ln 2)`` for Gaussian weights
+    (:func:`derive_sign_flip_moments`; ``E ln chi^2_1 = psi(1/2) + ln 2``)."""
+    widths = validation.check_widths(widths)
+    depth = len(widths) - 1
+    s2 = _layer_sigma2(sigma2, depth)
+    return float(
+        sum(math.log(s / n) for s, n in zip(s2, widths[:-1], strict=True))
+        - depth * (np.euler_gamma + math.log(2.0))
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # The initial ensemble
 # --------------------------------------------------------------------------------------------
@@ -103,7 +115,8 @@ def initial_ensemble_samples(
 
     ``open``, ``gz2``: per hidden layer, the open fraction of the gates and ``mean g z^2``;
     ``p``: each hidden unit's open fraction; ``entropy``: mean gate entropy per hidden layer;
-    ``J``, ``J2``, ``JJ``: means over ``paths`` of ``J_pi``, ``J_pi^2`` and ``J_pi J_pi'``;
+    ``J``, ``J2``, ``log_J2``, ``JJ``: means over ``paths`` of ``J_pi``, ``J_pi^2``,
+    ``ln J_pi^2`` and ``J_pi J_pi'``;
     ``m``: the label alignment; ``info_null``: per hidden layer, the debiased gate-label
     information with the labels shuffled (independently per network); ``delta_sq``,
     ``weight_grad_sq``: :func:`gradient_second_moments`."""
@@ -129,6 +142,7 @@ def initial_ensemble_samples(
             "entropy": torch.stack([order.mean_gate_entropy_bits(z) for z in hidden], -1),
             "J": J.mean(-1),
             "J2": J.square().mean(-1),
+            "log_J2": J.square().log().mean(-1),
             "JJ": (J * J_partner).mean(-1),
             "m": order.label_alignment(zs[-1][..., 0], y),
             "info_null": torch.stack(
