@@ -732,3 +732,22 @@ def test_random_circuits_and_exact_symmetry_residuals():
     assert res["f, permuted"] < 1e-13 and res["f, rescaled"] < 1e-13
     assert res["J, rescaled"] < 1e-13 and res["gates changed, rescaled"] == 0
     assert res["f, one unit sign-flipped"] > 1e-3
+
+
+def test_log_coupling_moment_monte_carlo():
+    widths = (5, 4, 3, 1)
+    res = symmetry.derive_sign_flip_moments(widths)
+    assert res.log_square.rhs.has(sp.EulerGamma)
+    predicted = symmetry.log_coupling_prediction(widths, 2.0)
+    expected = sum(math.log(2.0 / n) for n in widths[:-1]) - 3 * (np.euler_gamma + math.log(2))
+    assert predicted == pytest.approx(expected, rel=1e-14)
+    gen = torch.Generator().manual_seed(4)
+    weights = _gaussian_ensemble(widths, 20000, 2.0, gen)
+    paths = torch.tensor([[0, 0, 0, 0], [4, 3, 2, 0]])
+    log_j2 = symmetry.path_couplings(weights, paths).square().log()
+    est = symmetry.mean_with_stderr(log_j2)
+    assert np.all(np.abs((est.value.numpy() - predicted) / est.stderr.numpy()) < 4.5)
+    # sigma2 = 1 instead of 2 shifts it by 3 ln 2, which is detected
+    assert np.all(
+        np.abs(est.value.numpy() - predicted - 3 * math.log(0.5)) > 8 * est.stderr.numpy()
+    )
