@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 import torch
 
-from asbbook import nets, symmetry
+from asbbook import nets, order, symmetry
 from asbbook.data import load_digits_binary
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
@@ -154,15 +154,15 @@ def test_inputs_are_never_modified_and_outputs_are_new_tensors():
 @pytest.mark.parametrize("layer", [0, 3, -1, 1.0, True, "1"])
 def test_bad_layer_is_rejected(layer):
     weights, _ = _tiny_net()
-    with pytest.raises(ValueError, match="layer"):
+    with pytest.raises((TypeError, ValueError), match="layer"):
         symmetry.permute_hidden(weights, layer, [0, 1, 2, 3])
-    with pytest.raises(ValueError, match="layer"):
+    with pytest.raises((TypeError, ValueError), match="layer"):
         symmetry.rescale_unit(weights, layer, 0, 2.0)
 
 
 def test_network_without_hidden_layer_is_rejected():
     w = [torch.randn(1, 3, dtype=torch.float64)]
-    with pytest.raises(ValueError, match="no hidden layer"):
+    with pytest.raises((TypeError, ValueError), match="no hidden layer"):
         symmetry.rescale_unit(w, 1, 0, 2.0)
 
 
@@ -183,26 +183,26 @@ def test_network_without_hidden_layer_is_rejected():
 )
 def test_non_permutation_is_rejected(perm):
     weights, _ = _tiny_net()
-    with pytest.raises(ValueError, match="perm"):
+    with pytest.raises((TypeError, ValueError), match="perm"):
         symmetry.permute_hidden(weights, 1, perm)
 
 
 @pytest.mark.parametrize("unit", [-1, 4, 1.0, True])
 def test_bad_unit_is_rejected(unit):
     weights, _ = _tiny_net()
-    with pytest.raises(ValueError, match="unit"):
+    with pytest.raises((TypeError, ValueError), match="unit"):
         symmetry.rescale_unit(weights, 1, unit, 2.0)
 
 
 @pytest.mark.parametrize("c", [0.0, -1.0, float("nan"), float("inf"), True, "2"])
 def test_bad_scale_is_rejected(c):
     weights, _ = _tiny_net()
-    with pytest.raises(ValueError, match="c must be"):
+    with pytest.raises((TypeError, ValueError), match="c must be"):
         symmetry.rescale_unit(weights, 1, 0, c)
 
 
 def test_inconsistent_weight_shapes_are_rejected():
-    with pytest.raises(ValueError, match="inputs"):
+    with pytest.raises((TypeError, ValueError), match="inputs"):
         symmetry.permute_hidden([torch.zeros(4, 3), torch.zeros(1, 5)], 1, [0, 1, 2, 3])
 
 
@@ -213,30 +213,30 @@ def test_inconsistent_weight_shapes_are_rejected():
 
 def test_sympy_exact_symmetries():
     lemma = symmetry.derive_gate_scale_invariance()
-    assert isinstance(lemma, sp.Eq)
+    assert isinstance(lemma.gate, sp.Eq) and isinstance(lemma.relu, sp.Eq)
     res = symmetry.derive_rescaling_symmetry()
-    assert res["n_circuits"] == 2 * 3 * 2 * 1
-    assert sp.simplify(res["coupling"].lhs - res["coupling"].rhs) == 0
+    assert res.n_circuits == 2 * 3 * 2 * 1
+    assert sp.simplify(res.coupling.lhs - res.coupling.rhs) == 0
     res = symmetry.derive_permutation_symmetry()
-    assert res["n_circuits"] == 12
+    assert res.n_circuits == 12
     # another net, layer and permutation
     res = symmetry.derive_permutation_symmetry((2, 3, 3, 1), layer=2, perm=(2, 1, 0))
-    assert res["perm"] == sp.Tuple(2, 1, 0)
+    assert res.perm == sp.Tuple(2, 1, 0)
     symmetry.derive_rescaling_symmetry((2, 2, 3, 1), layer=2, unit=2)
 
 
 def test_sympy_rescaling_proof_can_fail(monkeypatch):
     """With a negative 'scale' the gate lemma no longer applies and the derivation must fail."""
-    monkeypatch.setattr(symmetry, "_C", sp.Symbol("c", negative=True))
+    monkeypatch.setattr(symmetry.derivations, "_C", sp.Symbol("c", negative=True))
     with pytest.raises(AssertionError):
         symmetry.derive_rescaling_symmetry()
 
 
 def test_sympy_sign_flip_moments():
     res = symmetry.derive_sign_flip_moments()
-    assert res["mean"].rhs == 0 and res["cross"].rhs == 0
+    assert res.mean.rhs == 0 and res.cross.rhs == 0
     s1, s2, s3 = sp.symbols("sigma_1:4", positive=True)
-    assert sp.simplify(res["square_example"].rhs - s1**2 * s2**2 * s3**2 / (2 * 3 * 2)) == 0
+    assert sp.simplify(res.square_example.rhs - s1**2 * s2**2 * s3**2 / (2 * 3 * 2)) == 0
 
 
 def test_symmetric_expectation_rule():
@@ -251,14 +251,14 @@ def test_symmetric_expectation_rule():
 
 def test_sympy_symmetric_split_and_variance_map():
     split = symmetry.derive_symmetric_split()
-    assert split["probability"].rhs == sp.Rational(1, 2)
+    assert split.probability.rhs == sp.Rational(1, 2)
     q = sp.Symbol("q", positive=True)
-    assert sp.simplify(split["gaussian"].rhs - q / 2) == 0
+    assert sp.simplify(split.gaussian.rhs - q / 2) == 0
     vmap = symmetry.derive_variance_map()
-    assert vmap["fixed_point"].rhs == 2
+    assert vmap.fixed_point.rhs == 2
     s2, m = sp.symbols("sigma^2 m", positive=True)
     ell = sp.Symbol("l", integer=True, positive=True)
-    sol = vmap["solution"].rhs
+    sol = vmap.solution.rhs
     # agrees with the numerical map for a few values
     for sigma2 in (1.5, 2.0, 2.5):
         num = symmetry.preactivation_variance(0.7, sigma2, 6)
@@ -283,9 +283,9 @@ def test_preactivation_variance_values_and_validation():
     q = symmetry.preactivation_variance(1.0, 2.5, 40)
     assert q[-1] / q[0] == pytest.approx(1.25**39)
     for bad in [(1.0, 0.0, 3), (1.0, -2.0, 3), (1.0, 2.0, 0), (1.0, 2.0, 2.5), (-1.0, 2.0, 3)]:
-        with pytest.raises(ValueError):
+        with pytest.raises((TypeError, ValueError)):
             symmetry.preactivation_variance(*bad)
-    with pytest.raises(ValueError):
+    with pytest.raises((TypeError, ValueError)):
         symmetry.preactivation_variance(1.0, [1.0, 2.0], 3)
 
 
@@ -362,12 +362,12 @@ def test_open_fraction_and_gate_entropy():
     torch.testing.assert_close(
         symmetry.open_fraction(z), torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64)
     )
-    assert float(symmetry.gate_entropy_bits(z)) == pytest.approx(1 / 3)
-    assert float(symmetry.gate_reservoir_bits(z)) == pytest.approx(1.0)
+    assert float(order.mean_gate_entropy_bits(z)) == pytest.approx(1 / 3)
+    assert float(order.layer_reservoir_bits(z)) == pytest.approx(1.0)
     batched = torch.stack([z, -z, torch.zeros_like(z)])  # (3, P, n); z = 0 counts as closed
     assert symmetry.open_fraction(batched).shape == (3, 3)
     torch.testing.assert_close(
-        symmetry.gate_entropy_bits(batched),
+        order.mean_gate_entropy_bits(batched),
         torch.tensor([1 / 3, 1 / 3, 0.0], dtype=torch.float64),
     )
     p = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
@@ -375,9 +375,9 @@ def test_open_fraction_and_gate_entropy():
     expected = [0.0, -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75)), 1.0]
     torch.testing.assert_close(h[:3], torch.tensor(expected, dtype=torch.float64))
     torch.testing.assert_close(h, h.flip(0))
-    with pytest.raises(ValueError):
+    with pytest.raises((TypeError, ValueError)):
         symmetry.binary_entropy_bits(torch.tensor([1.5]))
-    with pytest.raises(ValueError):
+    with pytest.raises((TypeError, ValueError)):
         symmetry.open_fraction(torch.zeros(3))
 
 
@@ -391,7 +391,7 @@ def test_label_alignment():
     # E[y f] = (2 + 0 + 1 - 1)/4 = 0.5, E f^2 = (4 + 0 + 1 + 1)/4 = 1.5
     assert float(symmetry.label_alignment(g, y)) == pytest.approx(0.5 / math.sqrt(1.5))
     assert math.isnan(float(symmetry.label_alignment(torch.zeros(4, dtype=torch.float64), y)))
-    with pytest.raises(ValueError):
+    with pytest.raises((TypeError, ValueError)):
         symmetry.label_alignment(g, y[:3])
 
 
@@ -403,9 +403,9 @@ def test_variance_drift_and_second_moments():
     )
     drift = symmetry.variance_drift([zs[1], zs[1]], [2.0, 3.0])
     torch.testing.assert_close(drift, torch.tensor([[0.5, 0.0]] * 2, dtype=torch.float64))
-    with pytest.raises(ValueError):
+    with pytest.raises((TypeError, ValueError)):
         symmetry.variance_drift([zs[1]], [1.0, 2.0])
-    with pytest.raises(ValueError):
+    with pytest.raises((TypeError, ValueError)):
         symmetry.variance_drift([zs[1]], [0.0])
 
 
@@ -413,7 +413,7 @@ def test_mean_with_stderr():
     est = symmetry.mean_with_stderr(torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64))
     assert float(est.value) == 2.5
     assert float(est.stderr) == pytest.approx(math.sqrt(5 / 3) / 2)
-    with pytest.raises(ValueError):
+    with pytest.raises((TypeError, ValueError)):
         symmetry.mean_with_stderr(torch.tensor([1.0]))
 
 
@@ -471,9 +471,9 @@ def test_gate_label_information_batched_and_bounded():
 )
 def test_gate_label_information_rejects_bad_labels(y):
     z = torch.ones(4, 2, dtype=torch.float64)
-    with pytest.raises(ValueError):
+    with pytest.raises((TypeError, ValueError)):
         symmetry.gate_label_information_bits(z, y)
-    with pytest.raises(ValueError):
+    with pytest.raises((TypeError, ValueError)):
         symmetry.class_open_fractions(z, y)
 
 
@@ -504,5 +504,250 @@ def test_path_couplings_match_enumeration_and_survive_rescaling():
 )
 def test_path_couplings_reject_bad_paths(paths):
     weights, _ = _tiny_net((3, 4, 3, 1))
-    with pytest.raises(ValueError):
+    with pytest.raises((TypeError, ValueError)):
         symmetry.path_couplings(weights, paths)
+
+
+# ------------------------------------------------------------------------------------------
+# deprecated names and frozen derivation results
+# ------------------------------------------------------------------------------------------
+
+
+def test_deprecated_aliases_warn_and_agree_with_the_core():
+    z = torch.randn(2, 9, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    with pytest.warns(DeprecationWarning, match="mean_gate_entropy_bits"):
+        old = symmetry.gate_entropy_bits(z)
+    torch.testing.assert_close(old, order.mean_gate_entropy_bits(z))
+    with pytest.warns(DeprecationWarning, match="layer_reservoir_bits"):
+        old = symmetry.gate_reservoir_bits(z)
+    torch.testing.assert_close(old, order.layer_reservoir_bits(z))
+
+
+def test_derivation_results_are_frozen_and_keep_the_old_item_access():
+    vmap = symmetry.derive_variance_map()
+    with pytest.raises(AttributeError):
+        vmap.fixed_point = None
+    with pytest.warns(DeprecationWarning, match=r"\.fixed_point"):
+        assert vmap["fixed_point"] == vmap.fixed_point
+    with pytest.warns(DeprecationWarning), pytest.raises(KeyError):
+        vmap["no such key"]
+
+
+# ------------------------------------------------------------------------------------------
+# the backward pass
+# ------------------------------------------------------------------------------------------
+
+
+def test_sympy_gradient_map_matches_the_numerical_prediction():
+    res = symmetry.derive_gradient_map((2, 3, 2, 1))
+    assert res.recursion.lhs != res.recursion.rhs
+    symmetry.derive_gradient_map((3, 2, 2, 2, 1))  # a deeper net passes too
+    hidden, weight = symmetry.gradient_prediction((5, 4, 3, 1), [1.0, 3.0, 1.5], 0.5)
+    np.testing.assert_allclose(hidden, [1.5 * 0.75, 0.75])
+    np.testing.assert_allclose(weight, [5 * 0.5 * 1.5 * 0.75, 4 * 0.5 * 0.5 * 0.75, 3 * 0.5 * 0.75])
+    with pytest.raises(ValueError, match="single output"):
+        symmetry.derive_gradient_map((2, 3, 2))
+
+
+def test_top_down_expectation_refuses_a_term_odd_in_a_flipped_row():
+    """E[g W] != E[W]/2: a gate times an odd power of its own row must not be halved."""
+    from asbbook.symbolic import weight_symbols
+
+    ws = weight_symbols((1, 1, 1))
+    g = sp.Symbol("g")
+    var = {w: 1 for m in ws for w in m}
+    with pytest.raises(AssertionError, match="odd"):
+        symmetry.derivations._expect_top_down(g * ws[0][0, 0], ws, [[g]], var, 1)
+
+
+def test_preactivation_gradients_match_autograd():
+    weights, x = _tiny_net((4, 5, 3, 1), seed=5)
+    stacked = [torch.stack([w, 2 * w]) for w in weights]  # an ensemble dimension
+    deltas = symmetry.preactivation_gradients(stacked, x)
+    zs = [z.detach().requires_grad_() for z in nets.preactivations(weights, x)]
+    for layer in range(len(weights)):
+        # f as a function of z^l: the layers above, evaluated from z^l
+        h = torch.relu(zs[layer]) if layer < len(weights) - 1 else zs[layer]
+        for w in weights[layer + 1 :]:
+            z = h @ w.T
+            h = torch.relu(z) if w is not weights[-1] else z
+        (grad,) = torch.autograd.grad(h.sum(), zs[layer])
+        torch.testing.assert_close(deltas[layer][0], grad, **TIGHT)
+    delta_sq, weight_sq = symmetry.gradient_second_moments(weights, x)
+    w_req = [w.clone().requires_grad_() for w in weights]
+    for p in range(x.shape[0]):
+        grads = torch.autograd.grad(nets.forward(w_req, x[p : p + 1]).sum(), w_req)
+        if p == 0:
+            norms = torch.stack([g.square().sum() for g in grads]) / x.shape[0]
+        else:
+            norms += torch.stack([g.square().sum() for g in grads]) / x.shape[0]
+    torch.testing.assert_close(weight_sq, norms, **TIGHT)
+    assert delta_sq.shape == (2,)
+
+
+@pytest.mark.parametrize("sigma2", [1.5, 2.0])
+def test_gradient_second_moments_monte_carlo(sigma2):
+    widths = (6, 8, 8, 1)
+    gen = torch.Generator().manual_seed(11)
+    weights = _gaussian_ensemble(widths, 4000, sigma2, gen)
+    x = torch.randn(5, widths[0], generator=gen, dtype=torch.float64)
+    delta_sq, weight_sq = symmetry.gradient_second_moments(weights, x)
+    hidden, weight = symmetry.gradient_prediction(widths, sigma2, float((x**2).mean()))
+    for samples, predicted in ((delta_sq, hidden), (weight_sq, weight)):
+        est = symmetry.mean_with_stderr(samples)
+        z = (est.value.numpy() - predicted) / est.stderr.numpy()
+        assert np.all(np.abs(z) < 4.5), z
+    # and a wrong prediction (off the fixed point) is detected
+    est = symmetry.mean_with_stderr(delta_sq)
+    wrong = np.ones_like(hidden) * (0.5 if sigma2 == 2.0 else 1.0)
+    assert np.any(np.abs((est.value.numpy() - wrong) / est.stderr.numpy()) > 6)
+
+
+# ------------------------------------------------------------------------------------------
+# the information bias
+# ------------------------------------------------------------------------------------------
+
+
+def test_sympy_information_bias():
+    res = symmetry.derive_information_bias()
+    big_n = sp.Symbol("N", positive=True)
+    assert sp.simplify(res.binary.rhs - 1 / (2 * big_n * sp.log(2))) == 0
+    assert symmetry.first_order_bias_bits(300) == pytest.approx(1 / (600 * math.log(2)), rel=1e-12)
+
+
+def test_null_bias_is_exact_and_tends_to_the_first_order_formula():
+    table = symmetry.information_null_bias_bits(30, 12)
+    assert table[0] == table[30] == 0 and table.shape == (31,)
+    # exact against enumeration of the hypergeometric law, for k = 7
+    from scipy import stats as sstats
+
+    j = np.arange(0, 8)
+    exact = sum(
+        sstats.hypergeom.pmf(jj, 30, 12, 7)
+        * float(symmetry.information_from_counts_bits(jj, 7, 12, 30))
+        for jj in j
+    )
+    assert table[7] == pytest.approx(exact, rel=1e-12)
+    # first order at large P, for a unit open on half of the patterns
+    for n in (400, 2000):
+        b = symmetry.information_null_bias_bits(n, n // 2)[n // 2]
+        assert b / symmetry.first_order_bias_bits(n) == pytest.approx(1, abs=3.0 / n)
+
+
+def test_gate_statistics_agree_with_the_order_parameters():
+    gen = torch.Generator().manual_seed(2)
+    z = torch.randn(3, 40, 6, generator=gen, dtype=torch.float64)
+    y = torch.tensor([1.0, -1.0] * 15 + [1.0] * 10, dtype=torch.float64)
+    g = symmetry.gate_statistics(z, y)
+    torch.testing.assert_close(g["information"], order.gate_label_information_bits(z, y))
+    torch.testing.assert_close(g["entropy"], order.mean_gate_entropy_bits(z))
+    torch.testing.assert_close(g["open_fraction"], order.open_fraction(z))
+    p_pos, p_neg = order.class_open_fractions(z, y)
+    torch.testing.assert_close(g["open_positive"], p_pos)
+    torch.testing.assert_close(g["open_negative"], p_neg)
+    # one labelling per network gives the same as each network on its own
+    ys = symmetry.shuffled_labels(y, 3, seed=4)
+    batched = symmetry.gate_label_information_debiased_bits(z, ys)
+    single = [symmetry.gate_label_information_debiased_bits(z[k], ys[k]) for k in range(3)]
+    torch.testing.assert_close(batched, torch.stack(single))
+
+
+def test_debiased_information_has_mean_zero_under_shuffled_labels():
+    gen = torch.Generator().manual_seed(8)
+    z = torch.randn(60, 7, generator=gen, dtype=torch.float64) + torch.linspace(-2, 2, 7)
+    y = torch.tensor([1.0] * 25 + [-1.0] * 35, dtype=torch.float64)
+    ys = symmetry.shuffled_labels(y, 3000, seed=1)
+    debiased = symmetry.gate_label_information_debiased_bits(z.expand(3000, -1, -1), ys)
+    plug_in = symmetry.gate_statistics(z.expand(3000, -1, -1), ys)["information"]
+    est = symmetry.mean_with_stderr(debiased)
+    assert abs(float(est.value)) < 4 * float(est.stderr)
+    raw = symmetry.mean_with_stderr(plug_in)  # the plug-in estimate is visibly biased
+    assert float(raw.value) > 10 * float(raw.stderr)
+
+
+# ------------------------------------------------------------------------------------------
+# half-times and the order of breaking
+# ------------------------------------------------------------------------------------------
+
+
+def test_half_time():
+    steps = [0, 2, 4, 6, 8]
+    series = np.array([[0, 1, 2, 3, 4.0], [0, -3, -3, -4, -4], [1, 1, 1, 1, 1], [0, -1, 2, 3, 2]])
+    np.testing.assert_array_equal(symmetry.half_time(series, steps), [4, 2, 0, 4])
+    assert symmetry.half_time([0.0, 0.0, 1.0], [1, 5, 9]) == 9
+    with pytest.raises(ValueError, match="steps"):
+        symmetry.half_time(series, [0, 2, 4])
+    with pytest.raises(ValueError, match="steps"):
+        symmetry.half_time(series, [0, 2, 2, 6, 8])
+    with pytest.raises(TypeError, match="series"):
+        symmetry.half_time(np.arange(5), steps)
+
+
+def test_order_comparison_is_a_calibrated_one_sided_test():
+    from asbbook import report
+
+    first = np.array([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    ahead = symmetry.OrderComparison("a before b", first, first + 5)
+    assert ahead.successes == ahead.trials == 10 and ahead.p_value() == 1.0
+    assert ahead.sign_test_p == pytest.approx(2 * 0.5**10)
+    assert ahead.gap.value == pytest.approx(5.0)
+    behind = symmetry.OrderComparison("a before b", first + 5, first)
+    assert behind.p_value() == pytest.approx(0.5**10)
+    assert report.evaluate([behind], alpha=0.01).failures
+    assert not report.evaluate([ahead], alpha=0.01).failures
+    ties = symmetry.OrderComparison("ties", first, first)
+    assert ties.trials == 0 and ties.p_value() == 1.0 and ties.detectable(0.01) == math.inf
+    assert 0 < ahead.detectable(0.01) < 0.5
+    # calibration: under P(a first) = 1/2 exactly, rejections at level 0.05 are at most 5%
+    rng = np.random.default_rng(0)
+    rejections = 0
+    for _ in range(2000):
+        a = rng.random(32)
+        rejections += symmetry.OrderComparison("x", a, rng.random(32)).p_value() < 0.05
+    assert rejections / 2000 < 0.05 + 3 * math.sqrt(0.05 * 0.95 / 2000)
+    with pytest.raises(ValueError, match="paired"):
+        symmetry.OrderComparison("x", first, first[:3])
+
+
+def test_joint_row_is_hotellings_test():
+    gen = torch.Generator().manual_seed(0)
+    samples = torch.randn(50, 3, generator=gen, dtype=torch.float64) + torch.tensor([1.0, 2, 3])
+    row = symmetry.joint_row("x", [1.0, 2.0, 3.0], samples)
+    s = samples.numpy()
+    d = s.mean(0) - [1, 2, 3]
+    t2 = 50 * d @ np.linalg.solve(np.cov(s, rowvar=False), d)
+    assert row.statistic == pytest.approx(t2) and row.n_samples == 50
+    assert symmetry.joint_row("x", [1.0, 2.0, 4.0], samples).p_value() < 1e-3
+
+
+def test_random_circuits_and_exact_symmetry_residuals():
+    widths = (4, 5, 3, 1)
+    paths, partners = symmetry.random_circuits(widths, 100, seed=3)
+    assert paths.shape == (100, 4) and torch.equal(paths[:, 1:], partners[:, 1:])
+    assert bool((paths[:, 0] != partners[:, 0]).all())
+    again, _ = symmetry.random_circuits(widths, 100, seed=3)
+    assert torch.equal(paths, again)
+    weights, x = _tiny_net(widths, seed=1)
+    res = symmetry.exact_symmetry_residuals(weights, x, paths, seed=0)
+    assert res["f, permuted"] < 1e-13 and res["f, rescaled"] < 1e-13
+    assert res["J, rescaled"] < 1e-13 and res["gates changed, rescaled"] == 0
+    assert res["f, one unit sign-flipped"] > 1e-3
+
+
+def test_log_coupling_moment_monte_carlo():
+    widths = (5, 4, 3, 1)
+    res = symmetry.derive_sign_flip_moments(widths)
+    assert res.log_square.rhs.has(sp.EulerGamma)
+    predicted = symmetry.log_coupling_prediction(widths, 2.0)
+    expected = sum(math.log(2.0 / n) for n in widths[:-1]) - 3 * (np.euler_gamma + math.log(2))
+    assert predicted == pytest.approx(expected, rel=1e-14)
+    gen = torch.Generator().manual_seed(4)
+    weights = _gaussian_ensemble(widths, 20000, 2.0, gen)
+    paths = torch.tensor([[0, 0, 0, 0], [4, 3, 2, 0]])
+    log_j2 = symmetry.path_couplings(weights, paths).square().log()
+    est = symmetry.mean_with_stderr(log_j2)
+    assert np.all(np.abs((est.value.numpy() - predicted) / est.stderr.numpy()) < 4.5)
+    # sigma2 = 1 instead of 2 shifts it by 3 ln 2, which is detected
+    assert np.all(
+        np.abs(est.value.numpy() - predicted - 3 * math.log(0.5)) > 8 * est.stderr.numpy()
+    )
