@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from asbbook import validation
 from asbbook.stats import binary_entropy_bits
 
 
@@ -162,3 +163,21 @@ def layer_average_relu_sq(z: torch.Tensor) -> torch.Tensor:
     if not isinstance(z, torch.Tensor) or z.ndim < 1:
         raise ValueError("z must be a tensor with at least 1 dimension")
     return torch.relu(z).square().mean(dim=-1)
+
+
+def half_time(series, steps) -> np.ndarray:
+    """The first recorded step at which ``series`` has covered half of its total change.
+
+    ``series`` is ``(..., T)`` (one curve per leading index), ``steps`` the ``T`` increasing
+    steps at which it was recorded. For each curve with ``d = s_T - s_0``, the result is the
+    first ``steps[t]`` with ``(s_t - s_0) sign(d) >= |d|/2``; a curve that does not change
+    gives ``steps[0]``. Returns ``(...)`` (a float array; a 0-d array for one curve)."""
+    s = validation.as_float_tensor("series", series, min_ndim=1).double().cpu().numpy()
+    t = np.asarray(steps)
+    if t.ndim != 1 or t.shape[0] != s.shape[-1] or t.shape[0] < 1:
+        raise ValueError(f"steps must hold the T = {s.shape[-1]} recorded steps")
+    if t.dtype.kind not in "iuf" or np.any(np.diff(t) <= 0):
+        raise ValueError("steps must be increasing numbers")
+    change = s[..., -1] - s[..., 0]
+    covered = (s - s[..., :1]) * np.sign(change)[..., None] >= np.abs(change)[..., None] / 2
+    return t[np.argmax(covered, axis=-1)].astype(np.float64)

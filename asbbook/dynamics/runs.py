@@ -524,12 +524,6 @@ def replica_curves(dynamics: Dynamics) -> list[dict[str, Estimate]]:
 
 
 def half_time(curve, steps) -> int:
-    """The first recorded step at which ``curve`` has covered half of its total change
-    ``curve[-1] - curve[0]`` (in the direction of that change)."""
-    curve = np.asarray(curve, dtype=np.float64)
-    steps = np.asarray(steps)
-    if curve.ndim != 1 or curve.shape != steps.shape or curve.size < 2:
-        raise ValueError("curve and steps must be 1-D arrays of one length >= 2")
-    change = curve[-1] - curve[0]
-    reached = np.flatnonzero((curve - curve[0]) * np.sign(change) >= abs(change) / 2)
-    return int(steps[reached[0]])
+    """The first recorded step at which one curve has covered half of its total change
+    (``asbbook.order.half_time`` for a single curve, as an ``int``)."""
+    return int(order.half_time(curve, steps))

@@ -17,6 +17,7 @@ from scipy import optimize
 from scipy import stats as sstats
 
 from asbbook import ensemble, nets, order, report, validation
+from asbbook.order import half_time  # noqa: F401  (re-exported)
 from asbbook.symmetry.information import gate_label_information_debiased_bits, shuffled_labels
 from asbbook.symmetry.transforms import path_couplings
 
@@ -170,24 +171,6 @@ def joint_row(quantity: str, predicted, samples) -> report.JointComparison:
 # --------------------------------------------------------------------------------------------
 # When does a symmetry break?
 # --------------------------------------------------------------------------------------------
-
-
-def half_time(series, steps) -> np.ndarray:
-    """The first recorded step at which ``series`` has covered half of its total change.
-
-    ``series`` is ``(..., T)`` (one curve per leading index), ``steps`` the ``T`` increasing
-    steps at which it was recorded. For each curve with ``d = s_T - s_0``, the result is the
-    first ``steps[t]`` with ``(s_t - s_0) sign(d) >= |d|/2``; a curve that does not change
-    gives ``steps[0]``. Returns ``(...)`` (a float array; a 0-d array for one curve)."""
-    s = validation.as_float_tensor("series", series, min_ndim=1).double().cpu().numpy()
-    t = np.asarray(steps)
-    if t.ndim != 1 or t.shape[0] != s.shape[-1] or t.shape[0] < 1:
-        raise ValueError(f"steps must hold the T = {s.shape[-1]} recorded steps")
-    if t.dtype.kind not in "iuf" or np.any(np.diff(t) <= 0):
-        raise ValueError("steps must be increasing numbers")
-    change = s[..., -1] - s[..., 0]
-    covered = (s - s[..., :1]) * np.sign(change)[..., None] >= np.abs(change)[..., None] / 2
-    return t[np.argmax(covered, axis=-1)].astype(np.float64)
 
 
 @dataclass(frozen=True)
