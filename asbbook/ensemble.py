@@ -41,21 +41,65 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from asbbook import nets
+from asbbook.ensemble_kernels import (
+    FlatAdam,
+    _gd_step_,
+    batched_backward,
+    batched_forward,
+    batched_gradients,
+    batched_perceptron_hinge_step,
+    batched_preactivations,
+    flops_per_step,
+    loss_and_output_grad,
+)
+from asbbook.ensemble_records import (
+    RESERVED_KEYS,
+    EnsembleResult,
+    History,
+    RecordFn,
+    _Outcome,
+    _Recorder,
+    record_steps,
+)
+
+__all__ = [
+    "LOSSES",
+    "OPTIMIZERS",
+    "RESERVED_KEYS",
+    "SAMPLE_CHUNK",
+    "EnsembleResult",
+    "History",
+    "MemberSpec",
+    "RecordFn",
+    "batched_backward",
+    "batched_forward",
+    "batched_gradients",
+    "batched_perceptron_hinge_step",
+    "batched_preactivations",
+    "flops_per_step",
+    "loss_and_output_grad",
+    "member_seed",
+    "member_specs",
+    "member_weights",
+    "padded_widths",
+    "record_steps",
+    "resolve_device",
+    "sample_ensemble",
+    "stacked_weights",
+    "train_ensemble",
+]
 
 LOSSES = ("hinge", "squared")
 OPTIMIZERS = ("gd", "adam")
-RESERVED_KEYS = ("loss", "n_unsatisfied", "train_error")
 SAMPLE_CHUNK = 256  # members whose weights sample_ensemble holds at once
-
-RecordFn = Callable[[list[torch.Tensor], torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,134 +294,6 @@ def _check_shapes(members: Sequence[MemberSpec], n_inputs: int, *, scalar_output
 
 
 # ---------------------------------------------------------------------------------------------
-# Batched forward and backward passes
-# ---------------------------------------------------------------------------------------------
-
-
-def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``torch.bmm``, with a batch of one computed as a batch of two identical copies: MKL
-    rounds a lone matrix (routed to ``mm``) differently from a batched one, and a member's
-    arithmetic must not depend on how many members share its group."""
-    if a.shape[0] != 1:
-        return torch.bmm(a, b)
-    return torch.bmm(a.expand(2, -1, -1), b.expand(2, -1, -1))[:1]
-
-
-def _sub_lr_outer_(w: torch.Tensor, delta: torch.Tensor, h: torch.Tensor, lr: float) -> None:
-    """``W <- W - lr delta^T h`` as one ``baddbmm`` (the gradient-descent update fused into the
-    weight-gradient matmul); a batch of one again goes through a batch of two."""
-    if w.shape[0] != 1:
-        w.baddbmm_(delta.transpose(1, 2), h, alpha=-lr)
-        return
-    pair = [t.expand(2, -1, -1) for t in (w, delta.transpose(1, 2), h)]
-    w.copy_(torch.baddbmm(*pair, alpha=-lr)[:1])
-
-
-def _backprop(delta: torch.Tensor, w: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """``delta^{l-1} = (delta^l W^l) * 1[h^{l-1} > 0]``. For ``n_l = 1`` (the output layer) the
-    product is an outer product, computed elementwise: each entry is one rounded product, as in
-    ``bmm``, without a matrix-multiply call."""
-    product = delta * w if delta.shape[-1] == 1 else _bmm(delta, w)
-    return _gate_(product, h)
-
-
-def _gate_(delta: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """``delta * 1[h > 0]`` in place, by ReLU's own backward kernel (``threshold_backward``)."""
-    return torch.ops.aten.threshold_backward.grad_input(delta, h, 0, grad_input=delta)
-
-
-def batched_forward(
-    weights: Sequence[torch.Tensor], X: torch.Tensor, *, keep_preactivations: bool = True
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Pre-activations and layer inputs of a stacked group.
-
-    ``weights[l-1]`` is ``(K, n_l, n_{l-1})``, ``X`` is ``(P, n_0)`` (shared). Returns
-    ``zs = [z^1, ..., z^L]`` each ``(K, P, n_l)`` and ``hs = [h^0, ..., h^{L-1}]`` (``h^0`` is
-    ``X`` expanded to ``(K, P, n_0)`` without a copy; ``h^l = relu(z^l)``). Without
-    ``keep_preactivations`` the ReLU is applied in place and ``zs`` holds only ``z^L``.
-    """
-    h = X.expand(weights[0].shape[0], -1, -1)
-    zs, hs = [], [h]
-    for layer, w in enumerate(weights):
-        z = _bmm(h, w.transpose(1, 2))
-        if layer == len(weights) - 1 or keep_preactivations:
-            zs.append(z)
-        if layer < len(weights) - 1:
-            h = torch.relu(z) if keep_preactivations else z.relu_()
-            hs.append(h)
-    return zs, hs
-
-
-def batched_preactivations(weights: Sequence[torch.Tensor], X: torch.Tensor) -> list[torch.Tensor]:
-    """``[z^1, ..., z^L]``, each ``(K, P, n_l)``, of stacked weights ``(K, n_l, n_{l-1})``."""
-    return batched_forward(weights, X)[0]
-
-
-def loss_and_output_grad(
-    f: torch.Tensor, y: torch.Tensor, loss: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-member loss ``(K,)`` and ``dloss/df`` ``(K, P)`` for outputs ``f`` ``(K, P)``.
-
-    hinge: ``mean max(0, 1 - y f)``, gradient ``-y 1[y f < 1] / P``;
-    squared: ``mean (y - f)^2 / 2``, gradient ``(f - y) / P``.
-    """
-    n = f.shape[-1]
-    if loss == "hinge":
-        margins = y * f
-        value = torch.relu(1 - margins).sum(dim=-1) / n
-        return value, (margins < 1) * (-y / n)
-    residual = f - y
-    value = (residual * residual).sum(dim=-1) / (2 * n)
-    return value, residual / n
-
-
-def batched_backward(
-    weights: Sequence[torch.Tensor], hs: Sequence[torch.Tensor], grad_f: torch.Tensor
-) -> list[torch.Tensor]:
-    """Gradients ``dloss/dW^l`` ``(K, n_l, n_{l-1})`` by hand-written backpropagation:
-    ``dW^l = delta^l^T h^{l-1}``, ``delta^{l-1} = (delta^l W^l) * 1[h^{l-1} > 0]``, starting from
-    ``delta^L = dloss/df`` (``grad_f``, ``(K, P)``). ``1[h > 0] = 1[z > 0]`` for ``h = relu(z)``."""
-    delta = grad_f.unsqueeze(-1)
-    grads = [None] * len(weights)
-    for layer in range(len(weights) - 1, -1, -1):
-        grads[layer] = _bmm(delta.transpose(1, 2), hs[layer])
-        if layer > 0:
-            delta = _backprop(delta, weights[layer], hs[layer])
-    return grads
-
-
-def _gd_step_(
-    weights: Sequence[torch.Tensor], hs: Sequence[torch.Tensor], grad_f: torch.Tensor, lr: float
-) -> None:
-    """One gradient-descent step in place, ``W^l <- W^l - lr delta^l^T h^{l-1}``, fused with the
-    backward pass of :func:`batched_backward` (``delta^{l-1}`` is taken before ``W^l`` moves)."""
-    delta = grad_f.unsqueeze(-1)
-    for layer in range(len(weights) - 1, -1, -1):
-        below = _backprop(delta, weights[layer], hs[layer]) if layer > 0 else None
-        _sub_lr_outer_(weights[layer], delta, hs[layer], lr)
-        delta = below
-
-
-def batched_gradients(
-    weights: Sequence[torch.Tensor], X: torch.Tensor, y: torch.Tensor, loss: str = "hinge"
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Per-member losses ``(K,)`` and gradients ``[(K, n_l, n_{l-1})]`` of stacked weights."""
-    _check_choice("loss", loss, LOSSES)
-    zs, hs = batched_forward(weights, X)
-    value, grad_f = loss_and_output_grad(zs[-1][..., 0], y, loss)
-    return value, batched_backward(weights, hs, grad_f)
-
-
-def flops_per_step(widths: Sequence[int], n_examples: int) -> int:
-    """Matmul FLOPs of one training step of one member (2 per multiply-add): forward
-    ``2 P sum_l n_l n_{l-1}``, weight gradients the same, input gradients
-    ``2 P sum_{l>=2} n_l n_{l-1}`` (none for the data). Elementwise work is not counted."""
-    widths = nets.check_widths(widths)
-    per_layer = [a * b for a, b in zip(widths[:-1], widths[1:], strict=True)]
-    return 2 * n_examples * (2 * sum(per_layer) + sum(per_layer[1:]))
-
-
-# ---------------------------------------------------------------------------------------------
 # Sampling at initialisation
 # ---------------------------------------------------------------------------------------------
 
@@ -418,282 +334,196 @@ def sample_ensemble(
 
 
 # ---------------------------------------------------------------------------------------------
-# Training: results
+# Training: one group of members in one (padded) shape
 # ---------------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class History:
-    """Recorded values: ``steps`` ``(T,)`` and ``values[key]`` shaped ``(K, T, ...)``.
-    A member frozen at step ``s`` repeats its step-``s`` values at every later recorded step."""
-
-    steps: np.ndarray
-    values: dict[str, np.ndarray]
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        return self.values[key]
-
-    def keys(self):
-        return self.values.keys()
+_ALIGN_BYTES = 64  # every layer of a flat buffer starts on a cache line, as a fresh tensor does
 
 
-@dataclass(frozen=True)
-class EnsembleResult:
-    """Per-member results of :func:`train_ensemble`, as numpy arrays of length ``K`` in the
-    order of ``members``.
-
-    ``loss`` is the training loss at the final weights; ``train_error`` the 0-1 error
-    ``mean 1[sign f != sign y]`` (``f = 0`` counts as an error); ``n_unsatisfied`` the number of
-    margins ``y f < 1``; ``steps`` the number of updates applied (for a converged member: the
-    step at which every margin reached 1); ``converged``: hinge loss exactly 0 at the final
-    weights; ``diverged``: the loss or an output became NaN/inf (the member stopped there).
-    ``weights[k]`` is member ``k``'s final ``[W^1, ..., W^L]`` as CPU tensors.
-    """
-
-    members: tuple[MemberSpec, ...]
-    loss: np.ndarray
-    train_error: np.ndarray
-    n_unsatisfied: np.ndarray
-    steps: np.ndarray
-    converged: np.ndarray
-    diverged: np.ndarray
-    n_params: np.ndarray
-    weights: list[list[torch.Tensor]] = field(repr=False)
-    history: History | None = field(default=None, repr=False)
-
-    def __len__(self) -> int:
-        return len(self.members)
+def padded_widths(widths: Sequence[int], pad_to: int | None) -> tuple[int, ...]:
+    """The shape a member trains in: with ``pad_to``, a member whose hidden widths are all
+    ``<= pad_to`` has every hidden width raised to ``pad_to`` (zero weights in the extra units);
+    otherwise, and for ``pad_to = None``, its own widths. It depends on the member alone."""
+    widths = tuple(widths)
+    if pad_to is None or len(widths) <= 2 or max(widths[1:-1]) > pad_to:
+        return widths
+    return (widths[0], *([pad_to] * (len(widths) - 2)), widths[-1])
 
 
-# ---------------------------------------------------------------------------------------------
-# Training: one shape group
-# ---------------------------------------------------------------------------------------------
+def _layer_offsets(n_members: int, widths: tuple[int, ...], itemsize: int) -> list[int]:
+    """Start of each layer ``(K, n_l, n_{l-1})`` in a flat buffer, and its total length last."""
+    quantum = max(1, _ALIGN_BYTES // itemsize)
+    offsets, offset = [], 0
+    for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
+        offsets.append(offset)
+        offset += -(-n_members * n_out * n_in // quantum) * quantum
+    return [*offsets, offset]
 
 
-@dataclass
-class _Evaluation:
-    """Forward-pass quantities of a group at one step."""
-
-    zs: list[torch.Tensor]
-    hs: list[torch.Tensor]
-    loss: torch.Tensor
-    grad_f: torch.Tensor
-    n_unsatisfied: torch.Tensor
-    train_error: torch.Tensor
-    bad: torch.Tensor  # loss or some output not finite
-
-
-def _evaluate(weights, X, y, loss: str, keep_preactivations: bool) -> _Evaluation:
-    zs, hs = batched_forward(weights, X, keep_preactivations=keep_preactivations)
-    f = zs[-1][..., 0]
-    value, grad_f = loss_and_output_grad(f, y, loss)
-    n_unsat = (y * f < 1).sum(dim=-1)
-    error = (torch.sign(f) != torch.sign(y)).sum(dim=-1).to(f.dtype) / f.shape[-1]
-    bad = ~(torch.isfinite(value) & torch.isfinite(f).all(dim=-1))
-    return _Evaluation(zs, hs, value, grad_f, n_unsat, error, bad)
-
-
-class _Group:
-    """The active members of one shape: stacked weights (and Adam moments) plus their ids."""
-
-    def __init__(self, ids: list[int], weights: list[torch.Tensor], optimizer: str):
-        self.ids = ids
-        self.weights = weights
-        self.moments = (
-            ([torch.zeros_like(w) for w in weights], [torch.zeros_like(w) for w in weights])
-            if optimizer == "adam"
-            else None
-        )
-        self.t = 0  # updates applied so far (the same for every active member)
-
-    def keep(self, index: torch.Tensor) -> None:
-        """Drop every member not in ``index`` (positions in the group)."""
-        self.ids = [self.ids[i] for i in index.tolist()]
-        self.weights = [w.index_select(0, index) for w in self.weights]
-        if self.moments is not None:
-            self.moments = tuple([s.index_select(0, index) for s in ss] for ss in self.moments)
-
-    def update(self, hs, grad_f, lr: float, betas, eps: float) -> None:
-        """Gradient descent (fused with backpropagation) or Adam on the stacked weights."""
-        self.t += 1
-        if self.moments is None:
-            _gd_step_(self.weights, hs, grad_f, lr)
-            return
-        grads = batched_backward(self.weights, hs, grad_f)
-        for layer, g in enumerate(grads):
-            m, v = self.moments[0][layer], self.moments[1][layer]
-            self.weights[layer].sub_(_adam_step(g, m, v, self.t, lr, betas, eps))
-
-
-def _adam_step(g, m, v, t: int, lr: float, betas, eps: float) -> torch.Tensor:
-    """Adam's step in ``torch.optim.Adam``'s form, updating ``m`` and ``v`` in place and using
-    only single IEEE operations (see the module docstring)."""
-    b1, b2 = betas
-    m.mul_(b1).add_(g * (1 - b1))
-    v.mul_(b2).add_(g * g * (1 - b2))
-    denom = v.sqrt().div_(math.sqrt(1 - b2**t)).add_(eps)
-    return (m / denom).mul_(lr / (1 - b1**t))
-
-
-# ---------------------------------------------------------------------------------------------
-# Training: bookkeeping of results and history
-# ---------------------------------------------------------------------------------------------
-
-
-class _Outcome:
-    """Final per-member values, filled in as members finish."""
-
-    def __init__(self, members: tuple[MemberSpec, ...]):
-        k = len(members)
-        self.members = members
-        self.loss = np.full(k, np.nan)
-        self.train_error = np.full(k, np.nan)
-        self.n_unsatisfied = np.zeros(k, dtype=np.int64)
-        self.steps = np.zeros(k, dtype=np.int64)
-        self.converged = np.zeros(k, dtype=bool)
-        self.diverged = np.zeros(k, dtype=bool)
-        self.weights: list[list[torch.Tensor] | None] = [None] * k
-
-    def finish(self, group: _Group, ev: _Evaluation, positions: torch.Tensor) -> None:
-        loss = ev.loss[positions].cpu().numpy()
-        n_unsat = ev.n_unsatisfied[positions].cpu().numpy()
-        error = ev.train_error[positions].cpu().numpy()
-        bad = ev.bad[positions].cpu().numpy()
-        for j, pos in enumerate(positions.tolist()):
-            k = group.ids[pos]
-            self.loss[k], self.n_unsatisfied[k], self.train_error[k] = loss[j], n_unsat[j], error[j]
-            self.steps[k], self.diverged[k] = group.t, bad[j]
-            self.converged[k] = (not bad[j]) and n_unsat[j] == 0
-            self.weights[k] = [w[pos].detach().cpu().clone() for w in group.weights]
-
-    def result(self, history: History | None) -> EnsembleResult:
-        n_params = np.array([m.n_params for m in self.members], dtype=np.int64)
-        return EnsembleResult(
-            self.members,
-            self.loss,
-            self.train_error,
-            self.n_unsatisfied,
-            self.steps,
-            self.converged,
-            self.diverged,
-            n_params,
-            self.weights,
-            history,
-        )
-
-
-def record_steps(steps: int, record_every: int) -> np.ndarray:
-    """Recorded steps ``0, r, 2r, ...`` and always the last step ``steps``."""
-    return np.array(sorted(set(range(0, steps + 1, record_every)) | {steps}), dtype=np.int64)
-
-
-class _Recorder:
-    """Collects recorded values per member and step; frozen members repeat their last values."""
-
-    def __init__(self, n_members: int, steps: np.ndarray, record_fn: RecordFn | None):
-        self.n_members = n_members
-        self.steps = steps
-        self.columns = {int(s): c for c, s in enumerate(steps)}
-        self.record_fn = record_fn
-        self.rows: dict[str, np.ndarray] = {}
-
-    def wants(self, t: int) -> bool:
-        return t in self.columns
-
-    def values(self, ev: _Evaluation, zs, y, positions=None) -> dict[str, torch.Tensor]:
-        """The recorded quantities of a group (or of ``positions`` in it) at this step;
-        ``zs`` are the pre-activations of the same members."""
-        pick = (lambda a: a) if positions is None else (lambda a: a.index_select(0, positions))
-        out = {
-            "loss": pick(ev.loss),
-            "n_unsatisfied": pick(ev.n_unsatisfied),
-            "train_error": pick(ev.train_error),
-        }
-        if self.record_fn is not None:
-            extra = self.record_fn(zs, zs[-1][..., 0], y)
-            out.update(_check_record(extra, len(out["loss"])))
-        return out
-
-    def record(self, group: _Group, ev: _Evaluation, X, y, t: int, finished) -> None:
-        """Store the group's values if ``t`` is a recorded step; members ``finished`` at ``t``
-        also fill every later recorded step with their step-``t`` values (their
-        pre-activations are recomputed when this step kept none: the same numbers, since a
-        member's arithmetic does not depend on its batch)."""
-        now = self.values(ev, ev.zs, y) if self.wants(t) else None
-        if now is not None:
-            self._store(group.ids, now, [self.columns[t]])
-        later = np.flatnonzero(self.steps > t)
-        if len(finished) and len(later):
-            if now is None:
-                weights = [w.index_select(0, finished) for w in group.weights]
-                frozen = self.values(ev, batched_preactivations(weights, X), y, finished)
-            else:
-                frozen = {key: v.index_select(0, finished) for key, v in now.items()}
-            self._store([group.ids[i] for i in finished.tolist()], frozen, later)
-
-    def _store(self, ids: list[int], values: dict[str, torch.Tensor], columns) -> None:
-        for key, tensor in values.items():
-            array = tensor.detach().cpu().numpy()
-            if key not in self.rows:
-                self.rows[key] = self._allocate(array)
-            if self.rows[key].shape[2:] != array.shape[1:]:
-                raise ValueError(
-                    f"record_fn value {key!r} has trailing shape {array.shape[1:]} here but "
-                    f"{self.rows[key].shape[2:]} elsewhere (e.g. per-layer values of groups of "
-                    "different depth); return the same trailing shape for every group"
-                )
-            self.rows[key][np.ix_(ids, columns)] = array[:, None]
-
-    def _allocate(self, array: np.ndarray) -> np.ndarray:
-        shape = (self.n_members, len(self.steps), *array.shape[1:])
-        if array.dtype.kind == "b":
-            return np.zeros(shape, dtype=bool)
-        if array.dtype.kind in "iu":
-            return np.zeros(shape, dtype=np.int64)
-        return np.full(shape, np.nan, dtype=np.float64)
-
-    def history(self) -> History:
-        return History(self.steps.copy(), self.rows)
-
-
-def _check_record(values, n: int) -> dict[str, torch.Tensor]:
-    if not isinstance(values, dict):
-        raise ValueError(f"record_fn must return a dict of tensors, got {type(values).__name__}")
-    for key, value in values.items():
-        if key in RESERVED_KEYS:
-            raise ValueError(f"record_fn may not return the reserved key {key!r}")
-        if not isinstance(value, torch.Tensor) or value.ndim < 1 or value.shape[0] != n:
-            raise ValueError(f"record_fn value {key!r} must be a tensor with leading dimension {n}")
-    return values
-
-
-# ---------------------------------------------------------------------------------------------
-# Training: the driver
-# ---------------------------------------------------------------------------------------------
-
-
-def _make_groups(members, seed, dtype, device, optimizer) -> list[_Group]:
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for k, m in enumerate(members):
-        by_shape.setdefault(m.widths, []).append(k)
+def _layer_views(flat: torch.Tensor, n_members: int, widths) -> list[torch.Tensor]:
+    """Per-layer views ``(K, n_l, n_{l-1})`` into a flat buffer laid out by ``_layer_offsets``."""
+    offsets = _layer_offsets(n_members, widths, flat.element_size())
+    shapes = zip(widths[:-1], widths[1:], strict=True)
     return [
-        _Group(ids, stacked_weights([members[k] for k in ids], seed, dtype, device), optimizer)
-        for ids in by_shape.values()
+        flat[start : start + n_members * n_out * n_in].view(n_members, n_out, n_in)
+        for start, (n_in, n_out) in zip(offsets, shapes, strict=False)
     ]
 
 
-def _advance(group: _Group, X, y, t: int, *, config, outcome, recorder) -> None:
+class _Group:
+    """The active members of one (padded) shape: all weights in ONE flat buffer (a view per
+    layer), so elementwise optimiser work is one kernel per operation whatever the depth; the
+    Adam state lives in buffers of the same layout. ``X``, ``y`` are shared ``(P, n_0)``,
+    ``(P,)`` or per member ``(K, P, n_0)``, ``(K, P)``."""
+
+    def __init__(self, ids, widths, flat, optimizer: str, X, y):
+        self.ids, self.widths, self.t = ids, widths, 0  # t: updates applied so far
+        self.X, self.y = X, y
+        self.neg_y_over_n = -y / y.shape[-1]  # the constant factor of the hinge gradient
+        self.adam = FlatAdam(flat) if optimizer == "adam" else None
+        self._set(flat)
+
+    def _set(self, flat: torch.Tensor) -> None:
+        self.flat = flat
+        self.weights = _layer_views(flat, len(self.ids), self.widths)
+        if self.adam is not None:
+            self.adam.grad.zero_()  # alignment gaps stay zero, so Adam leaves them at zero
+            self.grads = _layer_views(self.adam.grad, len(self.ids), self.widths)
+
+    def inputs(self) -> torch.Tensor:
+        """``h^0`` of every member, ``(K, P, n_0)`` (a view when the data are shared)."""
+        return self.X if self.X.ndim == 3 else self.X.expand(len(self.ids), -1, -1)
+
+    def data(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``X``, ``y`` of the members at ``positions``."""
+        if self.X.ndim == 2:
+            return self.X, self.y
+        return self.X.index_select(0, positions), self.y.index_select(0, positions)
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Drop every member not in ``index`` (positions in the group)."""
+        n_before = len(self.ids)
+
+        def select(buffer: torch.Tensor) -> torch.Tensor:
+            views = _layer_views(buffer, n_before, self.widths)
+            out = torch.zeros(
+                _layer_offsets(len(index), self.widths, buffer.element_size())[-1],
+                dtype=buffer.dtype,
+                device=buffer.device,
+            )
+            for source, target in zip(
+                views, _layer_views(out, len(index), self.widths), strict=True
+            ):
+                torch.index_select(source, 0, index, out=target)
+            return out
+
+        self.ids = [self.ids[i] for i in index.tolist()]
+        if self.adam is not None:
+            self.adam.keep(select)
+        self._set(select(self.flat))
+        if self.X.ndim == 3:
+            self.X, self.y = self.X.index_select(0, index), self.y.index_select(0, index)
+            self.neg_y_over_n = self.neg_y_over_n.index_select(0, index)
+
+    def update(self, ev: _Evaluation, lr: float, betas, eps: float) -> None:
+        """Gradient descent (fused with backpropagation) or Adam on the flat buffer."""
+        self.t += 1
+        if self.adam is None:
+            _gd_step_(self.weights, ev.hs, ev.grad_f, lr)
+            return
+        batched_backward(self.weights, ev.hs, ev.grad_f, out=self.grads)
+        self.adam.step_(self.flat, self.t, lr, betas, eps)
+
+
+class _Evaluation:
+    """A group's forward pass at one step and what every step needs (``dloss/df`` and the
+    number of unsatisfied margins); the loss, the 0-1 error and the divergence flags are
+    derived on demand, by the same formulas, only at steps where a member may finish or a
+    value is recorded."""
+
+    def __init__(self, group: _Group, loss: str, keep_preactivations: bool):
+        self.zs, self.hs = batched_forward(
+            group.weights, group.X, keep_preactivations=keep_preactivations
+        )
+        f = self.f = self.zs[-1][..., 0]
+        self.y, n = group.y, f.shape[-1]
+        margins = group.y * f
+        active = margins < 1
+        if loss == "hinge":
+            self.grad_f = active * group.neg_y_over_n
+            self.total, self.divisor = (1 - margins).relu_().sum(dim=-1), n
+        else:
+            residual = f - group.y
+            self.grad_f = residual / n
+            self.total, self.divisor = (residual * residual).sum(dim=-1), 2 * n
+        self.n_unsatisfied = active.sum(dim=-1)
+
+    def quiet(self, stop: bool) -> bool:
+        """True when no member can finish at this step: every loss and output finite and (with
+        ``stop``) some margin unsatisfied in every member. One synchronisation: a non-finite
+        output or loss makes ``probe`` non-finite (an overflowing sum only sends the step to
+        the exact check, which gives the same verdict as ever)."""
+        probe = self.total + self.f.sum(dim=-1)
+        if stop:
+            return bool((probe * 0 + self.n_unsatisfied).min() > 0)
+        return bool(torch.isfinite(probe.sum()))
+
+    @property
+    def loss(self) -> torch.Tensor:
+        return self.total / self.divisor
+
+    @property
+    def train_error(self) -> torch.Tensor:
+        f = self.f
+        return (torch.sign(f) != torch.sign(self.y)).sum(dim=-1).to(f.dtype) / f.shape[-1]
+
+    @property
+    def bad(self) -> torch.Tensor:
+        """Loss or some output not finite."""
+        return ~(torch.isfinite(self.loss) & torch.isfinite(self.f).all(dim=-1))
+
+
+def _make_groups(members, seed, config, X, y, datasets) -> list[_Group]:
+    """One group per (padded) shape; members of a group may have different datasets."""
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for k, m in enumerate(members):
+        by_shape.setdefault(padded_widths(m.widths, config["pad_to"]), []).append(k)
+    groups = []
+    for widths, ids in by_shape.items():
+        flat = torch.zeros(
+            _layer_offsets(len(ids), widths, X.element_size())[-1], dtype=X.dtype, device=X.device
+        )
+        views = _layer_views(flat, len(ids), widths)
+        for j, k in enumerate(ids):
+            for view, w in zip(
+                views, member_weights(members[k], seed, X.dtype, X.device), strict=True
+            ):
+                view[j, : w.shape[0], : w.shape[1]] = w
+        X_g, y_g = X, y
+        if datasets is not None:
+            index = torch.tensor([datasets[k] for k in ids], device=X.device)
+            shared = bool((index == index[0]).all())
+            X_g = X[index[0]] if shared else X.index_select(0, index)
+            y_g = y[index[0]] if shared else y.index_select(0, index)
+        groups.append(_Group(ids, widths, flat, config["optimizer"], X_g, y_g))
+    return groups
+
+
+def _advance(group: _Group, t: int, *, config, outcome, recorder) -> None:
     """One step of one group: evaluate at ``W_t``, record, retire finished members, update."""
     record_now = recorder is not None and recorder.wants(t)
-    ev = _evaluate(group.weights, X, y, config["loss"], keep_preactivations=record_now)
+    ev = _Evaluation(group, config["loss"], keep_preactivations=record_now)
     last = t == config["steps"]
+    if not (last or record_now) and ev.quiet(config["stop"]):
+        group.update(ev, config["lr"], config["betas"], config["eps"])
+        return
     if last:
-        finished = torch.arange(len(group.ids), device=ev.loss.device)
+        finished = torch.arange(len(group.ids), device=ev.f.device)
     else:
         done = ev.bad | (ev.n_unsatisfied == 0) if config["stop"] else ev.bad
         finished = done.nonzero()[:, 0]
     if recorder is not None:
-        recorder.record(group, ev, X, y, t, finished)
+        recorder.record(group, ev, t, finished)
     if len(finished):
         outcome.finish(group, ev, finished)
         if last or len(finished) == len(group.ids):
@@ -701,9 +531,14 @@ def _advance(group: _Group, X, y, t: int, *, config, outcome, recorder) -> None:
             return
         keep = (~done).nonzero()[:, 0]
         group.keep(keep)
-        ev.hs = [X.expand(len(keep), -1, -1)] + [h.index_select(0, keep) for h in ev.hs[1:]]
+        ev.hs = [group.inputs()] + [h.index_select(0, keep) for h in ev.hs[1:]]
         ev.grad_f = ev.grad_f.index_select(0, keep)
-    group.update(ev.hs, ev.grad_f, config["lr"], config["betas"], config["eps"])
+    group.update(ev, config["lr"], config["betas"], config["eps"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Training: the driver
+# ---------------------------------------------------------------------------------------------
 
 
 def train_ensemble(
@@ -724,6 +559,8 @@ def train_ensemble(
     progress: bool = False,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str = "cpu",
+    datasets: Sequence[int] | None = None,
+    pad_to: int | None = None,
 ) -> EnsembleResult:
     """Train ``K = len(members)`` bias-free ReLU MLPs on ``(X, y)`` at once, full batch.
 
@@ -736,20 +573,32 @@ def train_ensemble(
 
     ``record_every = r`` records at steps ``0, r, 2r, ...`` and at ``steps``: always ``loss``,
     ``n_unsatisfied`` and ``train_error``, plus whatever ``record_fn(zs, f, y)`` returns for a
-    shape group (``zs``: list of ``(K_g, P, n_l)``, ``f``: ``(K_g, P)``, ``y``: ``(P,)``;
-    values ``(K_g,)`` or ``(K_g, m)``). Initial weights: :func:`member_weights` ``(member, seed)``.
+    shape group (``zs``: list of ``(K_g, P, n_l)``, ``f``: ``(K_g, P)``, ``y``: ``(P,)``, or
+    ``(K_g, P)`` with ``datasets``; values ``(K_g,)`` or ``(K_g, m)``). Initial weights:
+    :func:`member_weights` ``(member, seed)``.
+
+    Several datasets in one call: ``X`` ``(D, P, n_0)``, ``y`` ``(D, P)`` and ``datasets[k]``,
+    the index of member ``k``'s dataset; members of one shape share a group whatever their
+    data. ``pad_to`` merges narrow shapes into one group (:func:`padded_widths`; the extra units
+    start at zero and stay there). Padding changes the rounding of a member's arithmetic but
+    not its dependence on the batch: results depend on ``(member, its data, pad_to)`` and the
+    other arguments, never on the other members. It cannot be combined with ``record_fn``.
     """
     config, members, X, y = _validate_training(
         members, X, y, loss, optimizer, lr, steps, seed, adam_betas, adam_eps, dtype, device
     )
-    config["stop"] = bool(stop_at_zero_hinge)
+    datasets = _check_datasets(datasets, X, len(members))
+    config.update(stop=bool(stop_at_zero_hinge), optimizer=optimizer)
+    config["pad_to"] = None if pad_to is None else _check_int("pad_to", pad_to, minimum=1)
+    if pad_to is not None and record_fn is not None:
+        raise ValueError("pad_to cannot be combined with record_fn (padded units would be seen)")
     recorder = _make_recorder(len(members), steps, record_every, record_fn)
     outcome = _Outcome(members)
-    groups = _make_groups(members, seed, config["dtype"], X.device, optimizer)
+    groups = _make_groups(members, seed, config, X, y, datasets)
     with tqdm(total=steps, disable=not progress, desc="train_ensemble") as bar:
         for t in range(steps + 1):
             for group in groups:
-                _advance(group, X, y, t, config=config, outcome=outcome, recorder=recorder)
+                _advance(group, t, config=config, outcome=outcome, recorder=recorder)
             groups = [g for g in groups if g.ids]
             if not groups:
                 break
@@ -786,10 +635,37 @@ def _validate_training(
     }
     _check_int("seed", seed, minimum=0)
     device = resolve_device(device)
-    X = _check_inputs(X, dtype, device)
-    y = _check_labels(y, X.shape[0], loss, dtype, device)
-    _check_shapes(members, X.shape[1], scalar_output=True)
+    if torch.as_tensor(X).ndim == 3:  # several datasets: each is checked like a single one
+        X = torch.stack([_check_inputs(x, dtype, device) for x in torch.as_tensor(X)])
+        y = torch.as_tensor(y)
+        if y.ndim != 2 or y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"y must have shape ({X.shape[0]}, {X.shape[1]}), got {tuple(y.shape)}"
+            )
+        y = torch.stack([_check_labels(row, X.shape[1], loss, dtype, device) for row in y])
+    else:
+        X = _check_inputs(X, dtype, device)
+        y = _check_labels(y, X.shape[0], loss, dtype, device)
+    _check_shapes(members, X.shape[-1], scalar_output=True)
     return config, members, X, y
+
+
+def _check_datasets(datasets, X: torch.Tensor, n_members: int) -> list[int] | None:
+    """``datasets`` is required with a 3-D ``X`` and refused with a 2-D one."""
+    if X.ndim == 2:
+        if datasets is not None:
+            raise ValueError("datasets needs X of shape (D, P, n_0) and y of shape (D, P)")
+        return None
+    if datasets is None or len(datasets) != n_members:
+        raise ValueError(f"datasets must give one dataset index per member ({n_members})")
+    return [_check_index("datasets", d, X.shape[0]) for d in datasets]
+
+
+def _check_index(name: str, value, size: int) -> int:
+    value = _check_int(name, value, minimum=0)
+    if value >= size:
+        raise ValueError(f"{name} entries must be < {size} (the number of datasets), got {value}")
+    return value
 
 
 def _check_betas(betas) -> tuple[float, float]:
