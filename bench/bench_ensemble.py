@@ -16,7 +16,8 @@
 4. The perceptron step of ``capacity.perceptron_hinge_training`` (elementwise product and sum)
    against ``ensemble.batched_perceptron_hinge_step`` (``bmm``).
 
-Run from the repository root (figures written into bench/README.md; ``--no-write`` to skip):
+Run from the repository root (figures written into bench/README.md between the ENSEMBLE
+markers; ``--no-write`` to skip):
 
     .venv/bin/python bench/bench_ensemble.py
     .venv/bin/python bench/bench_ensemble.py --device cuda      # same tables on a GPU
@@ -533,8 +534,26 @@ def main(argv: list[str] | None = None) -> int:
     text = report(machine(args.device), meta, f1, memory, f2, f3, f4)
     print(text)
     if not args.no_write and args.device == "cpu":
-        (Path(__file__).resolve().parent / "README.md").write_text(text)
+        write_between_markers(Path(__file__).resolve().parent / "README.md", text)
     return 0
+
+
+BEGIN, END = "<!-- ENSEMBLE-BEGIN -->", "<!-- ENSEMBLE-END -->"
+
+
+def write_between_markers(readme: Path, text: str) -> None:
+    """Replace this script's block of ``readme`` (between ``BEGIN`` and ``END``), leaving the
+    rest (e.g. ``bench/calibrate.py``'s block) alone; without markers the block goes first."""
+    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
+    old = readme.read_text() if readme.exists() else ""
+    if BEGIN in old and END in old:
+        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) :]
+    else:
+        calibration = (
+            old[old.index("<!-- CALIBRATION-BEGIN -->") :] if "CALIBRATION-BEGIN" in old else ""
+        )
+        new = block + "\n\n" + calibration
+    readme.write_text(new.rstrip() + "\n")
 
 
 if __name__ == "__main__":

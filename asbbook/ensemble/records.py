@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from asbbook.ensemble_kernels import batched_preactivations
+from asbbook.ensemble.kernels import batched_preactivations
 
 RESERVED_KEYS = ("loss", "n_unsatisfied", "train_error")
 
