@@ -47,7 +47,9 @@ import torch
 from scipy import special, stats
 
 from asbbook import ensemble, nets
-from asbbook.symmetry import Estimate, mean_with_stderr, symmetric_expectation
+from asbbook.order import layer_average_relu_sq
+from asbbook.stats import Estimate, cv_with_stderr, mean_with_stderr, variance_with_stderr
+from asbbook.symbolic import symmetric_expectation
 
 __all__ = [
     "Estimate",
@@ -162,61 +164,10 @@ def _check_tensor(z, name: str = "z", min_ndim: int = 1) -> torch.Tensor:
     return z
 
 
-def layer_average_relu_sq(z: torch.Tensor) -> torch.Tensor:
-    """``r_hat = (1/n) sum_i relu(z_i)^2`` over the last (unit) dimension: ``(..., n) -> (...)``."""
-    z = _check_tensor(z)
-    return torch.relu(z).square().mean(dim=-1)
-
-
 def layer_average_sq(z: torch.Tensor) -> torch.Tensor:
     """``(1/n) sum_i z_i^2`` over the last dimension (a linear layer's average): ``(..., n) -> (...)``."""
     z = _check_tensor(z)
     return z.square().mean(dim=-1)
-
-
-def _central_moments(samples: torch.Tensor, dim: int):
-    k = samples.shape[dim]
-    mean = samples.mean(dim=dim, keepdim=True)
-    d = samples - mean
-    m2 = d.square().mean(dim=dim)
-    m3 = (d**3).mean(dim=dim)
-    m4 = (d**4).mean(dim=dim)
-    return k, mean.squeeze(dim), m2 * k / (k - 1), m3, m4
-
-
-def _check_samples(samples, dim: int, minimum: int) -> torch.Tensor:
-    samples = _check_tensor(torch.as_tensor(samples), "samples")
-    if not samples.is_floating_point():
-        samples = samples.to(torch.float64)
-    if samples.shape[dim] < minimum:
-        raise ValueError(f"need at least {minimum} samples along dim {dim}")
-    if not bool(torch.isfinite(samples).all()):
-        raise ValueError(
-            "samples contain inf or nan (e.g. ln 0 from a dead layer); filter them explicitly"
-        )
-    return samples
-
-
-def variance_with_stderr(samples, dim: int = 0) -> Estimate:
-    """Unbiased sample variance ``s^2`` over ``dim`` and its standard error for any distribution
-    with a finite fourth moment: ``Var s^2 = mu_4/K - sigma^4 (K-3)/(K(K-1))``, with ``mu_4`` and
-    ``sigma^2`` replaced by their sample estimates (for Gaussian samples this is
-    ``~ sigma^2 sqrt(2/(K-1))``). Non-finite samples are refused."""
-    samples = _check_samples(samples, dim, 4)
-    k, _, var, _, m4 = _central_moments(samples, dim)
-    se2 = m4 / k - var.square() * (k - 3) / (k * (k - 1))
-    return Estimate(var, torch.sqrt(torch.clamp(se2, min=0)))
-
-
-def cv_with_stderr(samples, dim: int = 0) -> Estimate:
-    """Coefficient of variation ``s / mean`` over ``dim`` with its delta-method standard error
-    ``Var cv ~ (1/K) [s^4/m^4 + (mu_4 - s^4)/(4 m^2 s^2) - mu_3/m^3]`` (from the joint asymptotic
-    covariance of the sample mean and variance). Non-finite samples are refused."""
-    samples = _check_samples(samples, dim, 4)
-    k, m, var, m3, m4 = _central_moments(samples, dim)
-    cv = torch.sqrt(var) / m
-    se2 = (var.square() / m**4 + (m4 - var.square()) / (4 * m**2 * var) - m3 / m**3) / k
-    return Estimate(cv, torch.sqrt(torch.clamp(se2, min=0)))
 
 
 def layer_cv(z: torch.Tensor, dim: int = 0) -> Estimate:

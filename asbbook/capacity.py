@@ -37,9 +37,32 @@ import numpy as np
 import sympy as sp
 import torch
 
+from asbbook import validation
 from asbbook.data import gaussian_patterns
 from asbbook.nets import default_device
-from asbbook.symmetry import binary_entropy_bits  # one definition of H_2, shared with chapter 3
+from asbbook.phase import (  # noqa: F401  (re-exported: the chapter's public names)
+    DATASETS,
+    DIGITS_INPUTS,
+    PhaseColumn,
+    aggregate_cells,
+    cell_data,
+    cell_data_seed,
+    cell_points,
+    group_cells,
+    random_label_cell,
+    width_ladder,
+)
+from asbbook.phase import reservoir_entropy_bits as gate_entropy_bits
+from asbbook.stats import binary_entropy_bits  # noqa: F401
+from asbbook.transitions import (  # noqa: F401
+    Transition,
+    TransitionLine,
+    _as_1d,
+    _as_numpy,
+    depth_spread,
+    fit_transition_line,
+    transition_point,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Derivations (sympy)
@@ -392,12 +415,6 @@ def cover_fraction_normal(P, N):
 # ---------------------------------------------------------------------------------------------
 
 
-def _as_numpy(a) -> np.ndarray:
-    if isinstance(a, torch.Tensor):
-        a = a.detach().cpu().numpy()
-    return np.asarray(a, dtype=np.float64)
-
-
 def check_patterns(X, y) -> tuple[np.ndarray, np.ndarray]:
     """Validate a dataset: ``X`` shaped ``(P, N)`` with ``P, N >= 1``, ``y`` shaped ``(P,)`` in
     ``{-1, +1}``, all finite. Accepts numpy arrays or torch tensors; returns float64 numpy arrays.
@@ -639,274 +656,9 @@ def perceptron_hinge_training(
 # ---------------------------------------------------------------------------------------------
 
 
-def _as_1d(name: str, value, *, positive: bool = False) -> np.ndarray:
-    arr = _as_numpy(value)
-    if arr.ndim != 1 or arr.size < 1:
-        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite entries")
-    if positive and not (arr > 0).all():
-        raise ValueError(f"{name} must be positive, got {arr}")
-    return arr
-
-
-@dataclass(frozen=True)
-class Transition:
-    """A 1/2-crossing of a success fraction along a positive control variable ``x``
-    (a parameter count, a gate entropy, ...), from :func:`transition_point`."""
-
-    x_star: float  # the crossing
-    x_star_se: float  # its standard error (delta method on log x*, times x*)
-    log_x_star: float  # ln x*
-    log_x_star_se: float  # standard error of ln x*
-    width: float  # logistic width s in ln x (fraction = sigmoid((ln x - ln x*) / s)); nan if interpolated
-    method: str
-
-
-def _firth_logistic(u, k, n, max_iter: int = 200):
-    """Firth-penalised binomial logistic regression ``logit p = a + b u`` (Firth 1993).
-
-    Maximises ``l(beta) + (1/2) ln det I(beta)`` (the Jeffreys prior), which keeps the estimate
-    finite when the data are perfectly separated (a sharp transition between two grid points).
-    Newton steps on the modified score ``sum_i (k_i - n_i p_i + h_i (1/2 - p_i)) x_i``, ``h_i``
-    the hat values of the weighted design. Returns ``(beta, inverse Fisher information)``.
-    """
-    Xd = np.column_stack([np.ones_like(u), u])
-    beta = np.zeros(2)
-    for _ in range(max_iter):
-        p = 1.0 / (1.0 + np.exp(-(Xd @ beta)))
-        w = n * p * (1 - p)
-        info = Xd.T @ (w[:, None] * Xd)
-        cov = np.linalg.inv(info)
-        h = w * np.einsum("ij,jk,ik->i", Xd, cov, Xd)
-        score = Xd.T @ (k - n * p + h * (0.5 - p))
-        step = cov @ score
-        norm = np.max(np.abs(step))
-        if norm > 5.0:  # damp the first steps of a very sharp transition
-            step *= 5.0 / norm
-        beta = beta + step
-        if norm < 1e-10:
-            break
-    else:
-        raise RuntimeError("the logistic fit of the transition did not converge")
-    p = 1.0 / (1.0 + np.exp(-(Xd @ beta)))
-    w = n * p * (1 - p)
-    return beta, np.linalg.inv(Xd.T @ (w[:, None] * Xd))
-
-
-def _pava(f, weights):
-    """Non-decreasing least-squares fit (pool adjacent violators) of ``f`` with ``weights``."""
-    blocks = []  # [value, weight, count]
-    for v, wt in zip(f, weights, strict=True):
-        blocks.append([v, wt, 1])
-        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
-            v2, w2, c2 = blocks.pop()
-            v1, w1, c1 = blocks.pop()
-            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, c1 + c2])
-    return np.concatenate([[v] * c for v, _, c in blocks])
-
-
-def _interpolated_crossing(logx, f, n) -> float:
-    """ln x where the monotone (PAVA) fit of ``f`` crosses 1/2, linear in ln x; nan if none."""
-    g = _pava(f, n) - 0.5
-    if g[0] >= 0 or g[-1] < 0:
-        return math.nan
-    i = int(np.flatnonzero(g >= 0)[0])
-    if g[i] == 0:
-        return float(logx[i])
-    t = -g[i - 1] / (g[i] - g[i - 1])
-    return float(logx[i - 1] + t * (logx[i] - logx[i - 1]))
-
-
-def transition_point(
-    x,
-    fractions,
-    n_trials,
-    *,
-    method: str = "logistic",
-    n_bootstrap: int = 400,
-    seed: int = 0,
-) -> Transition:
-    """Locate where a success fraction crosses 1/2 along a positive control variable ``x``.
-
-    ``x``: grid values (e.g. parameter counts ``N``), ``fractions``: the measured fraction of
-    runs succeeding (e.g. reaching zero hinge loss) at each, ``n_trials``: runs per point (a
-    number or an array). The fraction must increase with ``x`` overall (as with ``N`` at fixed
-    ``P``; for a fraction that falls with ``x``, such as separability against ``P``, pass
-    ``1 - fraction``, which crosses 1/2 at the same place) and straddle 1/2.
-
-    * ``method="logistic"`` (default): binomial maximum likelihood of
-      ``f(x) = sigmoid((ln x - ln x*) / s)``, Firth-penalised so that a perfectly sharp step
-      still gives a finite estimate; the standard error of ``ln x*`` is the delta method on the
-      inverse Fisher information, and ``x*`` gets ``x* se(ln x*)``.
-    * ``method="interpolate"``: linear interpolation in ``ln x`` of the 1/2 crossing of the
-      monotone (pool-adjacent-violators) fit; standard error from a seeded parametric bootstrap
-      of the counts, drawn with the Jeffreys-smoothed probabilities ``(k + 1/2) / (n + 1)``.
-    """
-    xv = _as_1d("x", x, positive=True)
-    f = _as_1d("fractions", fractions)
-    if f.shape != xv.shape:
-        raise ValueError(f"fractions has shape {f.shape}, x has {xv.shape}")
-    n = np.broadcast_to(_as_numpy(n_trials), xv.shape).astype(np.float64)
-    if not (np.isfinite(n).all() and (n >= 1).all() and (n == np.round(n)).all()):
-        raise ValueError(f"n_trials must be positive integers, got {n_trials!r}")
-    if ((f < 0) | (f > 1)).any():
-        raise ValueError(f"fractions must lie in [0, 1], got {f}")
-    if method not in ("logistic", "interpolate"):
-        raise ValueError(f"method must be 'logistic' or 'interpolate', got {method!r}")
-    if len(xv) < 2 or len(np.unique(xv)) < 2:
-        raise ValueError("need at least two distinct x values")
-    if not (f.min() < 0.5 < f.max() or (f.min() <= 0.5 <= f.max() and f.min() < f.max())):
-        raise ValueError(f"the fractions do not straddle 1/2 (min {f.min()}, max {f.max()})")
-    order = np.argsort(xv)
-    logx, f, n = np.log(xv[order]), f[order], n[order]
-    k = np.round(f * n)
-
-    if method == "logistic":
-        centre = float(logx.mean())
-        (a, b), cov = _firth_logistic(logx - centre, k, n)
-        if b <= 0:
-            raise ValueError("the fitted fraction does not increase with x")
-        grad = np.array([-1.0 / b, a / b**2])
-        log_star = centre - a / b
-        log_se = float(np.sqrt(grad @ cov @ grad))
-        width = 1.0 / b
-    else:
-        log_star = _interpolated_crossing(logx, f, n)
-        if math.isnan(log_star):
-            raise ValueError("the monotone fit of the fractions does not cross 1/2")
-        rng = np.random.default_rng(seed)
-        p_smooth = (k + 0.5) / (n + 1)
-        boots = []
-        for _ in range(n_bootstrap):
-            fb = rng.binomial(n.astype(np.int64), p_smooth) / n
-            boots.append(_interpolated_crossing(logx, fb, n))
-        boots = np.asarray(boots)
-        boots = boots[np.isfinite(boots)]
-        log_se = float(boots.std(ddof=1)) if boots.size > 1 else math.inf
-        width = math.nan
-    x_star = float(math.exp(log_star))
-    return Transition(
-        x_star=x_star,
-        x_star_se=x_star * log_se,
-        log_x_star=float(log_star),
-        log_x_star_se=log_se,
-        width=float(width),
-        method=method,
-    )
-
-
-@dataclass(frozen=True)
-class TransitionLine:
-    """Weighted least-squares line ``x* = slope P + intercept``, from :func:`fit_transition_line`."""
-
-    slope: float
-    slope_se: float
-    intercept: float  # 0 when fitted through the origin
-    intercept_se: float
-    covariance: np.ndarray  # of (slope, intercept), scaled by the Birge ratio when > 1
-    chi2: float
-    dof: int
-
-    @property
-    def patterns_per_unit(self) -> float:
-        """``1 / slope``: examples per unit of ``x`` at the transition (for ``x = N``, the
-        capacity per parameter, which is 2 for the perceptron)."""
-        return 1.0 / self.slope
-
-    @property
-    def patterns_per_unit_se(self) -> float:
-        """Standard error of :attr:`patterns_per_unit` (delta method, ``se / slope^2``)."""
-        return self.slope_se / self.slope**2
-
-    def predict(self, P):
-        """``slope P + intercept``."""
-        return self.slope * np.asarray(P, dtype=np.float64) + self.intercept
-
-    def predict_se(self, P):
-        """Standard error of :meth:`predict`: ``sqrt(v^T C v)`` with ``v = (P, 1)`` and ``C`` the
-        covariance of ``(slope, intercept)`` (for a held-out ``P``; add the measurement's own
-        error in quadrature when comparing with a measured transition)."""
-        P = np.asarray(P, dtype=np.float64)
-        c = self.covariance
-        return np.sqrt(P * P * c[0, 0] + 2 * P * c[0, 1] + c[1, 1])
-
-
-def fit_transition_line(P, x_star, x_star_se, *, through_origin: bool = False) -> TransitionLine:
-    """Fit the transition line ``x*(P) = slope P + intercept`` by weighted least squares
-    (weights ``1 / se^2``; the jamming line of Spigler, Geiger et al. 2019 when ``x* = N*``).
-
-    The covariance is the usual ``(A^T W A)^{-1}``, multiplied by the Birge ratio
-    ``chi2 / dof`` when that exceeds 1 (the scatter is larger than the error bars claim).
-    ``through_origin`` fixes the intercept at 0 (the perceptron's ``N* = P/2``).
-    """
-    Pv = _as_1d("P", P, positive=True)
-    y = _as_1d("x_star", x_star)
-    se = _as_1d("x_star_se", x_star_se, positive=True)
-    if not (Pv.shape == y.shape == se.shape):
-        raise ValueError(
-            f"P, x_star and x_star_se differ in shape: {Pv.shape}, {y.shape}, {se.shape}"
-        )
-    n_par = 1 if through_origin else 2
-    if len(np.unique(Pv)) < n_par:
-        raise ValueError(f"need at least {n_par} distinct values of P")
-    A = Pv[:, None] if through_origin else np.column_stack([Pv, np.ones_like(Pv)])
-    wts = 1.0 / se**2
-    cov = np.linalg.inv(A.T @ (wts[:, None] * A))
-    beta = cov @ (A.T @ (wts * y))
-    resid = y - A @ beta
-    chi2 = float(np.sum(wts * resid**2))
-    dof = len(Pv) - n_par
-    if dof > 0 and chi2 / dof > 1:
-        cov = cov * (chi2 / dof)
-    if through_origin:
-        full_cov = np.array([[cov[0, 0], 0.0], [0.0, 0.0]])
-        slope, intercept = float(beta[0]), 0.0
-    else:
-        full_cov = cov
-        slope, intercept = float(beta[0]), float(beta[1])
-    return TransitionLine(
-        slope=slope,
-        slope_se=float(np.sqrt(full_cov[0, 0])),
-        intercept=intercept,
-        intercept_se=float(np.sqrt(full_cov[1, 1])),
-        covariance=full_cov,
-        chi2=chi2,
-        dof=dof,
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # The reservoir measure: gate entropy at initialisation
 # ---------------------------------------------------------------------------------------------
-
-
-def gate_entropy_bits(weights, X) -> torch.Tensor:
-    """The book's reservoir measure: ``S = sum over hidden units i of H_2(rho_i)`` in bits, where
-    ``rho_i = (1/P) sum_mu g_i(x_mu)`` is the fraction of the ``P`` inputs that open gate ``i``.
-
-    A unit that splits the data in half holds one bit of "pathway entropy" (the single-gate face
-    of adaptive symmetry, Chapter 1); a unit always open or always closed holds none. ``weights``
-    is one network (a list of ``(n_l, n_{l-1})`` tensors; returns a 0-d tensor) or a stacked
-    ensemble (a list of ``(K, n_l, n_{l-1})`` tensors; returns shape ``(K,)``). ``X``: ``(P, n_0)``.
-    """
-    weights = list(weights)
-    if not weights:
-        raise ValueError("weights must hold at least one layer")
-    X = torch.as_tensor(X, dtype=weights[0].dtype, device=weights[0].device)
-    if X.ndim != 2 or X.shape[1] != weights[0].shape[-1]:
-        raise ValueError(f"X must be (P, {weights[0].shape[-1]}), got {tuple(X.shape)}")
-    if not torch.isfinite(X).all():
-        raise ValueError("X contains NaN or infinite entries")
-    stacked = weights[0].ndim == 3
-    h = X.expand(weights[0].shape[0], -1, -1) if stacked else X
-    total = torch.zeros(weights[0].shape[0] if stacked else (), dtype=X.dtype, device=X.device)
-    for w in weights[:-1]:
-        z = h @ w.transpose(-1, -2)
-        rho = (z > 0).to(X.dtype).mean(dim=-2)
-        total = total + binary_entropy_bits(rho).sum(dim=-1)
-        h = torch.relu(z)
-    return total
 
 
 def gate_entropy_at_init(
@@ -968,203 +720,6 @@ def derive_gate_entropy_first_layer() -> sp.Expr:
 # Deep ReLU nets on random (or true) labels: one sweep cell and its aggregation
 # ---------------------------------------------------------------------------------------------
 
-DATASETS = ("gaussian", "digits", "digits_shuffled")
-
-
-def width_ladder(
-    n_inputs: int, depth: int, n_min: float, n_max: float, n_points: int
-) -> list[tuple[int, ...]]:
-    """Hidden widths ``(h,) * (depth - 1)`` (equal widths, scalar output) whose parameter counts
-    ``N(h) = n_0 h + (depth - 2) h^2 + h`` are spread geometrically over ``[n_min, n_max]``.
-
-    Widths are rounded to integers and duplicates dropped, so fewer than ``n_points`` rungs may
-    come back at small sizes. ``depth`` counts weight layers (``depth = 2``: one hidden layer).
-    """
-    n_inputs, n_points = _as_count("n_inputs", n_inputs), _as_count("n_points", n_points)
-    depth = _as_count("depth", depth)
-    if depth < 2:
-        raise ValueError(f"depth must be >= 2 (at least one hidden layer), got {depth}")
-    if not (0 < n_min < n_max and math.isfinite(n_max)):
-        raise ValueError(f"need 0 < n_min < n_max, got {n_min}, {n_max}")
-    a, b = depth - 2, n_inputs + 1  # N(h) = a h^2 + b h
-
-    def width_for(n: float) -> float:
-        return n / b if a == 0 else (-b + math.sqrt(b * b + 4 * a * n)) / (2 * a)
-
-    out: list[tuple[int, ...]] = []
-    for n in np.geomspace(n_min, n_max, n_points):
-        h = max(1, int(round(width_for(float(n)))))
-        hidden = (h,) * (depth - 1)
-        if not out or out[-1] != hidden:
-            out.append(hidden)
-    return out
-
-
-class _torch_threads:
-    """Scoped ``torch.set_num_threads(n)`` (restored on exit); ``None`` leaves torch alone."""
-
-    def __init__(self, n: int | None):
-        self.n, self.saved = n, None
-
-    def __enter__(self):
-        if self.n is not None:
-            self.saved = torch.get_num_threads()
-            torch.set_num_threads(int(self.n))
-
-    def __exit__(self, *exc):
-        if self.saved is not None:
-            torch.set_num_threads(self.saved)
-
-
-def cell_data(point: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training set of a sweep cell: ``"gaussian"`` (``gaussian_patterns(P, n_inputs,
-    seed=data_seed)``, random labels), ``"digits"`` (``load_digits_binary``, true labels) or
-    ``"digits_shuffled"`` (the same images, labels permuted)."""
-    name = point["dataset"]
-    if name not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")
-    P, seed = _as_count("P", point["P"]), operator.index(point["data_seed"])
-    if name == "gaussian":
-        return gaussian_patterns(P, _as_count("n_inputs", point["n_inputs"]), seed=seed)
-    from asbbook.data import load_digits_binary
-
-    return load_digits_binary(P, seed=seed, shuffle_labels=name == "digits_shuffled")
-
-
-def random_label_cell(point: dict) -> dict:
-    """One cell of the Chapter-5 phase diagram, as a top-level function for ``asbbook.sweep``.
-
-    ``point`` keys: ``dataset`` (see :func:`cell_data`), ``P``, ``n_inputs`` (Gaussian data),
-    ``data_seed``, ``hidden`` (a list of hidden-width lists, e.g. from :func:`width_ladder`),
-    ``n_init`` (initialisations per width), ``seed`` (base seed of the initial weights),
-    ``optimizer``, ``lr``, ``steps`` (budget), and optionally ``torch_threads`` (applied only for
-    the duration of the call; 1 is best when several workers share the cores).
-
-    Every width is trained ``n_init`` times on the same data with the hinge loss by
-    ``asbbook.ensemble.train_ensemble`` (full batch, stopping at zero hinge loss); member ``i`` has
-    replicate index ``data_seed * n_init + i``, so different datasets also get different
-    initial networks. Returns per width: ``n_params``, and per run ``converged`` (zero hinge
-    loss within the budget), ``steps`` and ``gate_entropy`` (:func:`gate_entropy_bits` of the
-    initial network on the training inputs, in bits).
-    """
-    from asbbook import ensemble
-
-    X, y = cell_data(point)
-    n_init = _as_count("n_init", point["n_init"])
-    data_seed, seed = operator.index(point["data_seed"]), operator.index(point["seed"])
-    shapes = [(X.shape[1], *map(int, hidden), 1) for hidden in point["hidden"]]
-    if not shapes:
-        raise ValueError("hidden must list at least one hidden-width tuple")
-    members = [
-        ensemble.MemberSpec(w, data_seed * n_init + i) for w in shapes for i in range(n_init)
-    ]
-    with _torch_threads(point.get("torch_threads")):
-        res = ensemble.train_ensemble(
-            members,
-            X,
-            y,
-            loss="hinge",
-            optimizer=point.get("optimizer", "adam"),
-            lr=float(point.get("lr", 0.01)),
-            steps=operator.index(point["steps"]),
-            seed=seed,
-        )
-        entropy = [
-            gate_entropy_bits(
-                ensemble.stacked_weights(members[j * n_init : (j + 1) * n_init], seed), X
-            )
-            .cpu()
-            .numpy()
-            .tolist()
-            for j in range(len(shapes))
-        ]
-    conv = res.converged.reshape(len(shapes), n_init)
-    steps = res.steps.reshape(len(shapes), n_init)
-    return {
-        "n_params": [int(m.n_params) for m in members[::n_init]],
-        "converged": conv.tolist(),
-        "steps": steps.tolist(),
-        "gate_entropy": entropy,
-    }
-
-
-@dataclass(frozen=True)
-class PhaseColumn:
-    """Cells of one ``(P, depth)`` pooled over datasets, by :func:`aggregate_cells`."""
-
-    n_params: np.ndarray  # (W,) parameter counts of the width ladder
-    fraction: np.ndarray  # (W,) fraction of runs reaching zero hinge loss
-    n_runs: int  # runs per width (datasets x initialisations)
-    gate_entropy: np.ndarray  # (W,) mean gate entropy at init (bits)
-    gate_entropy_se: np.ndarray  # (W,) its standard error over runs
-    median_steps: np.ndarray  # (W,) median steps of the converged runs (nan if none)
-
-
-def aggregate_cells(results: list[dict]) -> PhaseColumn:
-    """Pool the :func:`random_label_cell` results of one ``(P, depth)`` (one per dataset)."""
-    if not results:
-        raise ValueError("no cell results to aggregate")
-    n_params = np.asarray(results[0]["n_params"])
-    if any(list(r["n_params"]) != n_params.tolist() for r in results):
-        raise ValueError("the cells use different width ladders")
-    conv = np.concatenate([np.asarray(r["converged"], dtype=bool) for r in results], axis=1)
-    steps = np.concatenate([np.asarray(r["steps"], dtype=np.float64) for r in results], axis=1)
-    ent = np.concatenate([np.asarray(r["gate_entropy"], dtype=np.float64) for r in results], axis=1)
-    n_runs = conv.shape[1]
-    med = np.array(
-        [np.median(s[c]) if c.any() else math.nan for s, c in zip(steps, conv, strict=True)]
-    )
-    se = ent.std(axis=1, ddof=1) / math.sqrt(n_runs) if n_runs > 1 else np.full(len(ent), math.inf)
-    return PhaseColumn(
-        n_params=n_params,
-        fraction=conv.mean(axis=1),
-        n_runs=n_runs,
-        gate_entropy=ent.mean(axis=1),
-        gate_entropy_se=se,
-        median_steps=med,
-    )
-
-
-def depth_spread(x_star: dict, x_star_se: dict | None = None) -> tuple[float, float]:
-    """How far apart the transitions of different depths lie, for one control variable.
-
-    ``x_star`` maps each depth to its transitions ``x*`` at the same list of ``P`` (equal-length
-    sequences). The spread is the mean over ``P`` and over pairs of depths of
-    ``|ln x*_a - ln x*_b|`` (0 when the depths' transition lines coincide: a perfect collapse;
-    ``exp(spread) - 1`` is the typical relative gap). With ``x_star_se`` (same layout) the
-    standard error follows by the delta method, ``se(ln x*) = se / x*``, treating the transitions
-    as independent. Returns ``(spread, se)`` (``se`` is ``nan`` without ``x_star_se``).
-    """
-    depths = list(x_star)
-    if len(depths) < 2:
-        raise ValueError(f"need the transitions of at least two depths, got {depths}")
-    logs = {d: np.log(_as_1d(f"x_star[{d}]", x_star[d], positive=True)) for d in depths}
-    n_p = len(logs[depths[0]])
-    if any(len(v) != n_p for v in logs.values()):
-        raise ValueError("every depth needs its transitions at the same P values")
-    if x_star_se is not None:
-        rel = {
-            d: _as_1d(f"x_star_se[{d}]", x_star_se[d], positive=True) / np.exp(logs[d])
-            for d in depths
-        }
-        if any(len(v) != n_p for v in rel.values()):
-            raise ValueError("x_star_se must have the layout of x_star")
-    gaps, variances = [], []
-    for i, a in enumerate(depths):
-        for b in depths[i + 1 :]:
-            diff = logs[a] - logs[b]
-            gaps.append(np.abs(diff))
-            if x_star_se is not None:
-                variances.append(rel[a] ** 2 + rel[b] ** 2)
-    gaps = np.concatenate(gaps)
-    spread = float(gaps.mean())
-    if x_star_se is None:
-        return spread, math.nan
-    # d|u|/du = sign(u): each gap contributes its variance; the depths' x* at one P enter every
-    # pair they belong to, so for more than two depths this ignores the pairs' correlation.
-    return spread, float(math.sqrt(np.concatenate(variances).sum()) / len(gaps))
-
-
 # ---------------------------------------------------------------------------------------------
 # The chapter's sweeps (shared by the notebook and `asbbook sweep 05`)
 # ---------------------------------------------------------------------------------------------
@@ -1195,7 +750,7 @@ def hinge_training_cell(point: dict) -> dict:
     ``torch_threads`` (as in :func:`random_label_cell`). Returns per trial ``steps`` (``-1``: not
     within the budget), ``final_loss`` and ``separable`` (the LP verdict on the same data).
     """
-    with _torch_threads(point.get("torch_threads")):
+    with validation.torch_threads(point.get("torch_threads")):
         run = perceptron_hinge_training(
             point["P"],
             point["N"],
@@ -1226,13 +781,6 @@ def patterns_for_load(alpha: float, N: int) -> int:
     """``P = max(1, floor(alpha N + 1/2))``: the number of patterns at load ``alpha`` in ``R^N``
     (rounded half up; the plotted load is then the exact ``P / N``)."""
     return max(1, int(math.floor(alpha * _as_count("N", N) + 0.5)))
-
-
-def cell_data_seed(seed: int, P: int, dataset_index: int) -> int:
-    """A 31-bit data seed for dataset ``dataset_index`` of size ``P`` under the chapter's ``seed``
-    (``numpy.random.SeedSequence([seed, P, dataset_index])``), so every ``P`` gets fresh data."""
-    state = np.random.SeedSequence([seed, P, dataset_index]).generate_state(1, np.uint32)[0]
-    return int(state >> 1)
 
 
 SWEEP_PARAMETERS = (
@@ -1339,26 +887,23 @@ def sweep_parameters(parameters) -> dict:
     return out
 
 
-def _deep_point(dataset: str, P: int, n_inputs: int, depth: int, d: int, p: dict) -> dict:
+def _ladder_points(dataset: str, P: int, n_inputs: int, depth: int, p: dict) -> list[dict]:
+    """The chapter's cells of one ``(dataset, P, depth)``: the ladder ``ladder_min P ..
+    ladder_max P`` trained on ``n_datasets`` datasets (:func:`asbbook.phase.cell_points`)."""
     ladder = width_ladder(
         n_inputs, depth, p["ladder_min"] * P, p["ladder_max"] * P, p["ladder_rungs"]
     )
-    return {
-        "dataset": dataset,
-        "P": P,
-        "n_inputs": n_inputs,
-        "data_seed": cell_data_seed(p["seed"], P, d),
-        "hidden": [list(h) for h in ladder],
-        "n_init": p["n_init"],
-        "seed": p["seed"],
-        "optimizer": "adam",
-        "lr": p["lr"],
-        "steps": p["steps"],
-        "torch_threads": 1,
-    }
-
-
-DIGITS_INPUTS = 64  # load_digits: 8 x 8 pixels
+    return cell_points(
+        dataset=dataset,
+        P=P,
+        n_inputs=n_inputs,
+        ladder=ladder,
+        n_data=p["n_datasets"],
+        n_init=p["n_init"],
+        steps=p["steps"],
+        lr=p["lr"],
+        seed=p["seed"],
+    )
 
 
 def chapter_sweeps(parameters) -> list:
@@ -1412,15 +957,15 @@ def chapter_sweeps(parameters) -> list:
     )
     sizes = sorted(set(p["P_values"]) | {p["P_holdout"]}, reverse=True)
     deep = [
-        _deep_point("gaussian", P, p["n_inputs"], depth, d, p)
+        point
         for P in sizes
         for depth in p["depths"]
-        for d in range(p["n_datasets"])
+        for point in _ladder_points("gaussian", P, p["n_inputs"], depth, p)
     ]
     digits = [
-        _deep_point(name, p["digits_P"], DIGITS_INPUTS, 2, d, p)
-        for d in range(p["n_datasets"])
+        point
         for name in ("digits_shuffled", "digits")
+        for point in _ladder_points(name, p["digits_P"], DIGITS_INPUTS, 2, p)
     ]
     return [
         SweepSpec(
@@ -1438,17 +983,3 @@ def chapter_sweeps(parameters) -> list:
         SweepSpec("ch05-random-labels", random_label_cell, deep, fingerprint(map(cell_data, deep))),
         SweepSpec("ch05-digits", random_label_cell, digits, fingerprint(map(cell_data, digits))),
     ]
-
-
-def group_cells(points, results) -> dict:
-    """Pool :func:`random_label_cell` results over their datasets: a dict mapping
-    ``(dataset, depth, P)`` to the :func:`aggregate_cells` column (``depth = len(hidden[0]) + 1``
-    weight layers), in the order the keys first appear."""
-    points, results = list(points), list(results)
-    if len(points) != len(results):
-        raise ValueError(f"{len(points)} points but {len(results)} results")
-    groups: dict = {}
-    for point, result in zip(points, results, strict=True):
-        key = (point["dataset"], len(point["hidden"][0]) + 1, int(point["P"]))
-        groups.setdefault(key, []).append(result)
-    return {key: aggregate_cells(rs) for key, rs in groups.items()}

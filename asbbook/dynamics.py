@@ -6,7 +6,7 @@ reach zero hinge loss, and follows the order parameters of Chapters 3 and 4 over
 This module holds
 
 * the chapter's sweep (:func:`chapter_sweeps`): Chapter 5's cell
-  (``asbbook.capacity.random_label_cell``) over a width ladder at one ``P``, from which the
+  (``asbbook.phase.random_label_cell``) over a width ladder at one ``P``, from which the
   notebook locates ``N*`` and picks one rung below and one above (:func:`choose_rungs`);
 * the recorder of the order parameters (:func:`order_parameter_recorder`) and the training
   runs at the two rungs, one cached sweep point per replica (:func:`dynamics_cell`,
@@ -37,9 +37,7 @@ This module holds
 
 from __future__ import annotations
 
-import contextlib
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -48,7 +46,8 @@ import sympy as sp
 import torch
 from scipy import special, stats
 
-from asbbook import assembly, capacity, data, ensemble, nets, symmetry
+from asbbook import data, ensemble, nets, order, phase, validation
+from asbbook.stats import binary_entropy_bits
 from asbbook.sweep import SweepSpec
 
 __all__ = [
@@ -81,17 +80,12 @@ DYNAMICS_SWEEP_NAME = "ch6-dynamics"
 
 
 def _count(name: str, value, minimum: int = 1) -> int:
-    """An integer (Python or numpy) ``>= minimum``; the same check as chapter 5's cells."""
-    return capacity._as_count(name, value, minimum)
+    """An integer (Python or numpy) ``>= minimum``."""
+    return validation.check_int(name, value, minimum=minimum)
 
 
 def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return v
+    return validation.check_real(name, value, positive=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,36 +108,32 @@ def sweep_points(
     seed: int,
     optimizer: str = "adam",
 ) -> list[dict]:
-    """The points of ``asbbook.capacity.random_label_cell`` that locate ``N*`` at one ``P``.
+    """The points of ``asbbook.phase.random_label_cell`` that locate ``N*`` at one ``P``.
 
     One point per dataset: Gaussian inputs ``(P, n_inputs)`` with random labels, data seeds
-    ``seed, seed + 1, .., seed + n_data - 1``, each trained ``n_init`` times at every rung of
-    ``asbbook.capacity.width_ladder(n_inputs, depth, n_min, n_max, n_rungs)`` with the hinge
+    from ``asbbook.phase.cell_data_seed``, each trained ``n_init`` times at every rung of
+    ``asbbook.phase.width_ladder(n_inputs, depth, n_min, n_max, n_rungs)`` with the hinge
     loss for ``steps`` full-batch steps, initial weights from base seed ``seed``. Torch runs
     single-threaded inside a point (``torch_threads = 1``).
     """
     P, n_inputs = _count("P", P, 2), _count("n_inputs", n_inputs)
     n_data, n_init = _count("n_data", n_data), _count("n_init", n_init)
     steps, seed = _count("steps", steps), _count("seed", seed, 0)
-    ladder = capacity.width_ladder(n_inputs, depth, n_min, n_max, n_rungs)
+    ladder = phase.width_ladder(n_inputs, depth, n_min, n_max, n_rungs)
     if len(ladder) < 2:
         raise ValueError(f"the width ladder has fewer than two rungs: {ladder}")
-    return [
-        {
-            "dataset": "gaussian",
-            "P": P,
-            "n_inputs": n_inputs,
-            "data_seed": seed + r,
-            "hidden": [list(h) for h in ladder],
-            "n_init": n_init,
-            "seed": seed,
-            "optimizer": optimizer,
-            "lr": _positive("lr", lr),
-            "steps": steps,
-            "torch_threads": 1,
-        }
-        for r in range(n_data)
-    ]
+    return phase.cell_points(
+        dataset="gaussian",
+        P=P,
+        n_inputs=n_inputs,
+        ladder=ladder,
+        n_data=n_data,
+        n_init=n_init,
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        optimizer=optimizer,
+    )
 
 
 def chapter_sweeps(parameters: Mapping) -> list[SweepSpec]:
@@ -167,7 +157,7 @@ def chapter_sweeps(parameters: Mapping) -> list[SweepSpec]:
         lr=parameters["lr"],
         seed=parameters["seed"],
     )
-    return [SweepSpec(name=SWEEP_NAME, fn=capacity.random_label_cell, points=points)]
+    return [SweepSpec(name=SWEEP_NAME, fn=phase.random_label_cell, points=points)]
 
 
 def choose_rungs(
@@ -217,12 +207,12 @@ def order_parameter_recorder(q_theory) -> ensemble.RecordFn:
     ``y`` it returns, per member:
 
     * ``entropy`` ``(K, L-1)``: mean gate entropy of each hidden layer in bits
-      (``asbbook.symmetry.gate_entropy_bits``);
+      (``asbbook.order.mean_gate_entropy_bits``);
     * ``information`` ``(K, L-1)``: mean gate-label mutual information of each hidden layer in
-      bits (``asbbook.symmetry.gate_label_information_bits``);
+      bits (``asbbook.order.gate_label_information_bits``);
     * ``alignment`` ``(K,)``: label alignment ``m = E[y f] / sqrt(E f^2)``;
     * ``drift`` ``(K, L)``: relative drift ``(q_hat^l - q^l) / q^l`` of every layer's second
-      moment from ``q_theory`` (``asbbook.symmetry.variance_drift``);
+      moment from ``q_theory`` (``asbbook.order.variance_drift``);
     * ``activity_drift`` ``(K, L-1)``: relative drift of Chapter 4's layer average
       ``r_hat^l = mean_i relu(z^l_i)^2`` (averaged over the patterns) from its ensemble mean
       ``q^l / 2``.
@@ -239,32 +229,19 @@ def order_parameter_recorder(q_theory) -> ensemble.RecordFn:
         hidden = zs[:-1]
         half_q = torch.as_tensor(q[:-1] / 2, dtype=f.dtype, device=f.device)
         activity = torch.stack(
-            [assembly.layer_average_relu_sq(z).mean(dim=-1) for z in hidden], dim=-1
+            [order.layer_average_relu_sq(z).mean(dim=-1) for z in hidden], dim=-1
         )
         return {
-            "entropy": torch.stack([symmetry.gate_entropy_bits(z) for z in hidden], dim=-1),
+            "entropy": torch.stack([order.mean_gate_entropy_bits(z) for z in hidden], dim=-1),
             "information": torch.stack(
-                [symmetry.gate_label_information_bits(z, y) for z in hidden], dim=-1
+                [order.gate_label_information_bits(z, y) for z in hidden], dim=-1
             ),
-            "alignment": symmetry.label_alignment(f, y),
-            "drift": symmetry.variance_drift(zs, q),
+            "alignment": order.label_alignment(f, y),
+            "drift": order.variance_drift(zs, q),
             "activity_drift": (activity - half_q) / half_q,
         }
 
     return record
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    """Scoped ``torch.set_num_threads(n)``, restored on exit; ``None`` leaves torch alone."""
-    saved = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(_count("torch_threads", n))
-    try:
-        yield
-    finally:
-        if n is not None:
-            torch.set_num_threads(saved)
 
 
 def _check_shapes(widths) -> tuple[tuple[int, ...], ...]:
@@ -290,11 +267,11 @@ def dynamics_cell(point: dict) -> dict:
 
     The replica is the dataset ``asbbook.data.gaussian_patterns(P, n_0, seed=data_seed)`` and,
     at every width, the initial network ``MemberSpec(width, replicate=data_seed)`` from base seed
-    ``seed`` (the member ``asbbook.capacity.random_label_cell`` trains with ``n_init = 1`` on the
+    ``seed`` (the member ``asbbook.phase.random_label_cell`` trains with ``n_init = 1`` on the
     same dataset). The widths are trained side by side by ``asbbook.ensemble.train_ensemble``
     (hinge loss, full batch, stopping at zero hinge loss), recording
     :func:`order_parameter_recorder` every ``record_every`` steps against the fixed point
-    ``q^l`` of this dataset (``asbbook.symmetry.preactivation_variance`` at ``sigma^2 = 2``).
+    ``q^l`` of this dataset (``asbbook.order.preactivation_variance`` at ``sigma^2 = 2``).
 
     Returns ``steps`` (the recorded steps), ``values`` (per key, nested lists ``(W, T, ...)``:
     the recorder's keys plus ``loss``, ``n_unsatisfied`` and ``train_error``) and, per width,
@@ -303,10 +280,10 @@ def dynamics_cell(point: dict) -> dict:
     shapes = _check_shapes(point["widths"])
     P, data_seed = _count("P", point["P"], 2), _count("data_seed", point["data_seed"], 0)
     depth = len(shapes[0]) - 1
-    with _torch_threads(point.get("torch_threads")):
+    with validation.torch_threads(point.get("torch_threads")):
         device = ensemble.resolve_device(point.get("device", "cpu"))
         X, y = data.gaussian_patterns(P, shapes[0][0], seed=data_seed, device=device)
-        q = symmetry.preactivation_variance(float((X * X).mean()), 2.0, depth)
+        q = order.preactivation_variance(float((X * X).mean()), 2.0, depth)
         result = ensemble.train_ensemble(
             [ensemble.MemberSpec(s, replicate=data_seed) for s in shapes],
             X,
@@ -480,7 +457,7 @@ def initial_state(
     for d in range(first, first + n_networks):
         X, y = data.gaussian_patterns(P, shapes[0][0], seed=d, device=device)
         record = order_parameter_recorder(
-            symmetry.preactivation_variance(float((X * X).mean()), 2.0, depth)
+            order.preactivation_variance(float((X * X).mean()), 2.0, depth)
         )
         for k, shape in enumerate(shapes):
             weights = ensemble.member_weights(
@@ -623,11 +600,12 @@ def expected_gate_entropy_bits(P: int) -> float:
     P = _count("P", P)
     k = np.arange(P + 1)
     pmf = stats.binom.pmf(k, P, 0.5)
-    return float(pmf @ symmetry.binary_entropy_bits(torch.as_tensor(k / P)).numpy())
+    return float(pmf @ binary_entropy_bits(torch.as_tensor(k / P)).numpy())
 
 
-def _h2(p: np.ndarray) -> np.ndarray:
-    return -(special.xlogy(p, p) + special.xlogy(1 - p, 1 - p)) / math.log(2.0)
+def _h2_array(p: np.ndarray) -> np.ndarray:
+    """:func:`asbbook.stats.binary_entropy_bits` on a numpy array."""
+    return binary_entropy_bits(torch.as_tensor(p)).numpy()
 
 
 def expected_plugin_information_bits(P: int) -> float:
@@ -653,9 +631,9 @@ def expected_plugin_information_bits(P: int) -> float:
     bb = np.where(valid, b, 1)
     rest = np.where(valid, P - b, 1)
     info = (
-        _h2(a / P)
-        - (b / P) * _h2(np.where(valid, c / bb, 0.0))
-        - (1 - b / P) * _h2(np.where(valid, (a - c) / rest, 0.0))
+        _h2_array(a / P)
+        - (b / P) * _h2_array(np.where(valid, c / bb, 0.0))
+        - (1 - b / P) * _h2_array(np.where(valid, (a - c) / rest, 0.0))
     )
     return float(np.sum(np.where(valid, weight * info, 0.0)))
 

@@ -28,11 +28,25 @@ import itertools
 import math
 import numbers
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 import sympy as sp
 import torch
+
+from asbbook.order import (
+    class_open_fractions,
+    gate_label_information_bits,
+    label_alignment,
+    layer_second_moments,
+    open_fraction,
+    preactivation_variance,
+    second_moment,
+    variance_drift,
+)
+from asbbook.order import layer_reservoir_bits as gate_reservoir_bits
+from asbbook.order import mean_gate_entropy_bits as gate_entropy_bits
+from asbbook.stats import Estimate, binary_entropy_bits, mean_with_stderr
+from asbbook.symbolic import flip_witness, symmetric_expectation
 
 __all__ = [
     "Estimate",
@@ -59,13 +73,6 @@ __all__ = [
     "derive_symmetric_split",
     "derive_variance_map",
 ]
-
-
-class Estimate(NamedTuple):
-    """A Monte-Carlo estimate and its standard error (tensors of the same shape)."""
-
-    value: torch.Tensor
-    stderr: torch.Tensor
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,174 +209,6 @@ def path_couplings(weights: Sequence[torch.Tensor], paths) -> torch.Tensor:
         factor = w[..., rows, cols]
         out = factor if out is None else out * factor
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# Invariance of variance: theory
-# --------------------------------------------------------------------------------------------
-
-
-def preactivation_variance(x_sq_mean: float, sigma2, depth: int) -> np.ndarray:
-    """Ensemble second moments ``q^l = E[(z^l_i)^2]`` of the pre-activations, ``l = 1..depth``.
-
-    ``q^1 = sigma_1^2 mean(x^2)`` and ``q^l = sigma_l^2 q^{l-1} / 2`` (He et al. 2015), so with
-    a constant ``sigma2``: ``q^l = 2 mean(x^2) (sigma2/2)^l``. For i.i.d. weights symmetric about
-    0 the recursion is exact at every width (it uses only ``E[g z^2] = E[z^2]/2``). ``sigma2`` is
-    a number or a sequence of ``depth`` per-layer values ``sigma_l^2``; ``x_sq_mean`` is
-    ``mean_j x_j^2`` (a number, or an array giving one row per input).
-    """
-    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
-        raise ValueError(f"depth must be a positive integer, got {depth!r}")
-    s2 = np.broadcast_to(np.asarray(sigma2, dtype=np.float64), (depth,)).copy()
-    if not np.all(np.isfinite(s2)) or np.any(s2 <= 0):
-        raise ValueError(f"sigma2 must be finite and positive, got {sigma2!r}")
-    m = np.asarray(x_sq_mean, dtype=np.float64)
-    if not np.all(np.isfinite(m)) or np.any(m < 0):
-        raise ValueError(f"x_sq_mean must be finite and non-negative, got {x_sq_mean!r}")
-    factors = s2 * np.concatenate([[1.0], np.full(depth - 1, 0.5)])
-    return m[..., None] * np.cumprod(factors)
-
-
-# --------------------------------------------------------------------------------------------
-# Order parameters (measurement), all accepting leading ensemble dimensions
-# --------------------------------------------------------------------------------------------
-
-
-def _check_layer_tensor(z: torch.Tensor, name: str = "z") -> torch.Tensor:
-    if not isinstance(z, torch.Tensor) or z.ndim < 2:
-        raise ValueError(f"{name} must be a tensor shaped (..., P, n), got {type(z).__name__}")
-    return z
-
-
-def second_moment(z: torch.Tensor) -> torch.Tensor:
-    """Measured ``q_hat = mean over patterns and units of z^2``: ``(..., P, n) -> (...)``."""
-    z = _check_layer_tensor(z)
-    return (z * z).mean(dim=(-2, -1))
-
-
-def layer_second_moments(zs: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``q_hat^l`` for every layer of ``zs = [z^1, .., z^L]`` stacked last: ``(..., L)``."""
-    if len(zs) == 0:
-        raise ValueError("zs must hold at least one layer")
-    return torch.stack([second_moment(z) for z in zs], dim=-1)
-
-
-def variance_drift(zs: Sequence[torch.Tensor], q_theory) -> torch.Tensor:
-    """Relative drift ``(q_hat^l - q^l) / q^l`` of each layer's measured second moment from the
-    theory ``q^l`` (e.g. :func:`preactivation_variance`, the fixed point ``2 mean(x^2)`` under He
-    initialisation). ``zs`` lists ``(..., P, n_l)`` tensors, ``q_theory`` one positive number per
-    layer; the result is ``(..., L)``. At initialisation its ensemble mean is 0 at every width."""
-    q_hat = layer_second_moments(zs)
-    if not isinstance(q_theory, torch.Tensor):
-        q_theory = torch.as_tensor(np.asarray(q_theory, dtype=np.float64))
-    q = q_theory.to(dtype=q_hat.dtype, device=q_hat.device)
-    if q.ndim != 1 or q.numel() != len(zs):
-        raise ValueError(f"q_theory must hold one value per layer ({len(zs)}), got {q_theory!r}")
-    if not bool(torch.all(q > 0)):
-        raise ValueError(f"q_theory must be positive, got {q_theory!r}")
-    return (q_hat - q) / q
-
-
-def open_fraction(z: torch.Tensor) -> torch.Tensor:
-    """Each unit's open fraction over the patterns, ``p_i = mean_mu 1[z_{mu i} > 0]``:
-    ``(..., P, n) -> (..., n)``. Over the initial ensemble ``E p_i = 1/2`` (sign-flip symmetry)."""
-    z = _check_layer_tensor(z)
-    dtype = z.dtype if z.is_floating_point() else torch.float64
-    return (z > 0).to(dtype).mean(dim=-2)
-
-
-def binary_entropy_bits(p: torch.Tensor) -> torch.Tensor:
-    """``H_2(p) = -p log2 p - (1-p) log2(1-p)`` elementwise, with ``0 log 0 = 0``; 1 bit at
-    ``p = 1/2``, 0 for a polarised unit (always open or always closed)."""
-    p = torch.as_tensor(p)
-    if not bool(torch.all((p >= 0) & (p <= 1))):
-        raise ValueError("p must lie in [0, 1]")
-    return -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)) / math.log(2.0)
-
-
-def gate_entropy_bits(z: torch.Tensor) -> torch.Tensor:
-    """Gate polarisation order parameter: the mean over units of ``H_2(p_i)``, in bits,
-    ``(..., P, n) -> (...)``. 1 bit when every unit is open on half the patterns; 0 when every
-    unit is polarised. (Within one net at initialisation, units of deep layers are already
-    partly polarised, because the non-negative ``h^{l-1}`` gives each unit a pattern-independent
-    offset; the 1/2 of the sign-flip symmetry is an ensemble statement.)"""
-    return binary_entropy_bits(open_fraction(z)).mean(dim=-1)
-
-
-def gate_reservoir_bits(z: torch.Tensor) -> torch.Tensor:
-    """The summed variant ``sum_i H_2(p_i)`` in bits, ``(..., P, n) -> (...)``: the number of
-    gate bits a layer still leaves undecided over the data (chapter 5's "reservoir")."""
-    return binary_entropy_bits(open_fraction(z)).sum(dim=-1)
-
-
-def _check_binary_labels(y, z: torch.Tensor) -> torch.Tensor:
-    y = torch.as_tensor(y, device=z.device)
-    if y.ndim != 1 or y.shape[0] != z.shape[-2]:
-        raise ValueError(
-            f"y must be a vector of P = {z.shape[-2]} labels, got shape {tuple(y.shape)}"
-        )
-    if not bool(torch.all((y == 1) | (y == -1))):
-        raise ValueError("y must hold labels in {-1, +1}")
-    if bool(torch.all(y == 1)) or bool(torch.all(y == -1)):
-        raise ValueError("y must contain both labels, +1 and -1")
-    return y
-
-
-def class_open_fractions(z: torch.Tensor, y) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each unit's open fraction on the patterns of each class,
-    ``p^+_i = mean_{mu: y_mu = +1} 1[z_{mu i} > 0]`` and ``p^-_i`` likewise for ``y_mu = -1``:
-    ``(..., P, n)`` with labels ``y`` ``(P,)`` in ``{-1, +1}`` (both present) -> two ``(..., n)``.
-    The unconditional open fraction is ``p_i = pi_+ p^+_i + pi_- p^-_i`` with the class
-    frequencies ``pi_+-``. Flipping row ``i`` of ``W^l`` swaps open and closed, so over the initial
-    ensemble ``p^+_i - p^-_i`` is symmetric about 0: a unit has no preferred class."""
-    z = _check_layer_tensor(z)
-    y = _check_binary_labels(y, z)
-    return open_fraction(z[..., y == 1, :]), open_fraction(z[..., y == -1, :])
-
-
-def gate_label_information_bits(z: torch.Tensor, y) -> torch.Tensor:
-    """Mean over units of the mutual information between a unit's gate and the label, in bits,
-    under the empirical distribution of the ``P`` patterns: ``(..., P, n) -> (...)``.
-
-    ``I(g_i; y) = H_2(p_i) - pi_+ H_2(p^+_i) - pi_- H_2(p^-_i)`` (Cover & Thomas 2006, eq. 2.39
-    with ``I = H(g) - H(g | y)``), with ``p^+-_i`` from :func:`class_open_fractions` and ``pi_+-``
-    the class frequencies. ``0 <= I <= min(H_2(p_i), H_2(pi_+))`` (concavity of ``H_2``; tiny
-    negative round-off is clipped to 0); ``I = 0`` when a unit opens equally often on both
-    classes, ``I = H_2(pi_+)`` when its gate is the label. Unchanged by swapping open and closed
-    or the two labels. How much the gates of a layer "know" the labels: the order parameter of
-    the book's reading of symmetry breaking under training (chapter 3)."""
-    z = _check_layer_tensor(z)
-    y = _check_binary_labels(y, z)
-    p_pos, p_neg = class_open_fractions(z, y)
-    pi_pos = float((y == 1).to(torch.float64).mean())
-    p = open_fraction(z)
-    h = binary_entropy_bits
-    info = h(p) - pi_pos * h(p_pos) - (1.0 - pi_pos) * h(p_neg)
-    return info.clamp_min(0.0).mean(dim=-1)
-
-
-def label_alignment(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Label-aligned output ``m = E_mu[y_mu f(x_mu)] / sqrt(E_mu f(x_mu)^2)``: ``(..., P) -> (...)``.
-
-    With ``y = +-1``, Cauchy-Schwarz gives ``-1 <= m <= 1``, with ``m = 1`` iff ``f = c y``,
-    ``c > 0``. Flipping the sign of the last layer maps ``m -> -m``, so the initial ensemble has
-    ``E m = 0``. ``nan`` where ``f`` vanishes on every pattern.
-    """
-    if not isinstance(f, torch.Tensor) or f.ndim < 1:
-        raise ValueError("f must be a tensor shaped (..., P)")
-    y = torch.as_tensor(y, dtype=f.dtype, device=f.device)
-    if y.ndim < 1 or y.shape[-1] != f.shape[-1]:
-        raise ValueError(f"y must have P = {f.shape[-1]} entries in its last dimension")
-    return (y * f).mean(dim=-1) / torch.sqrt((f * f).mean(dim=-1))
-
-
-def mean_with_stderr(samples: torch.Tensor, dim: int = 0) -> Estimate:
-    """Sample mean over ``dim`` and its standard error ``s / sqrt(K)`` (``s`` unbiased)."""
-    samples = torch.as_tensor(samples)
-    k = samples.shape[dim]
-    if k < 2:
-        raise ValueError(f"need at least 2 samples along dim {dim}, got {k}")
-    return Estimate(samples.mean(dim=dim), samples.std(dim=dim, correction=1) / math.sqrt(k))
 
 
 # --------------------------------------------------------------------------------------------
@@ -526,38 +365,6 @@ def derive_permutation_symmetry(
     }
 
 
-def _flip_witness(mono: sp.Expr, weights) -> sp.Symbol | None:
-    """A weight ``w`` whose sign flip maps the monomial to its negative (odd power), if any."""
-    for s in sorted(mono.free_symbols & set(weights), key=str):
-        if sp.expand(mono.subs(s, -s) + mono) == 0:
-            return s
-    return None
-
-
-def symmetric_expectation(expr: sp.Expr, second_moments: dict) -> sp.Expr:
-    """``E expr`` over independent weights, each symmetric about 0, with ``E w^2`` given.
-
-    Expanded into monomials: a monomial with an odd power of some weight has mean 0 (the flip of
-    that weight is a symmetry of the ensemble and negates the monomial); one where every weight is
-    squared factorises into the given second moments. Higher even powers are not needed here.
-    """
-    total = sp.Integer(0)
-    for term in sp.Add.make_args(sp.expand(expr)):
-        if _flip_witness(term, second_moments) is not None:
-            continue
-        powers = term.as_powers_dict()
-        factor = sp.Integer(1)
-        for base, power in powers.items():
-            if base in second_moments:
-                if power != 2:
-                    raise NotImplementedError(f"moment of order {power} not specified")
-                factor *= second_moments[base]
-            else:
-                factor *= base**power
-        total += factor
-    return total
-
-
 def derive_sign_flip_moments(widths: Sequence[int] = (2, 3, 2, 1)) -> dict[str, sp.Basic]:
     """Moments of the circuit couplings over an ensemble of independent weights, each symmetric
     about 0 with ``E (W^l_{ij})^2 = sigma_l^2 / n_{l-1}``.
@@ -579,11 +386,11 @@ def derive_sign_flip_moments(widths: Sequence[int] = (2, 3, 2, 1)) -> dict[str, 
     circuits = list(_sym_circuits(ws).values())
     product = sp.Mul(*[sig[k] ** 2 / widths[k] for k in range(depth)])
     for coupling in circuits:
-        assert _flip_witness(coupling, var) is not None
+        assert flip_witness(coupling, var) is not None
         assert symmetric_expectation(coupling, var) == 0
         assert sp.simplify(symmetric_expectation(coupling**2, var) - product) == 0
     for a, b in itertools.combinations(circuits, 2):
-        assert _flip_witness(a * b, var) is not None
+        assert flip_witness(a * b, var) is not None
         assert symmetric_expectation(a * b, var) == 0
 
     # Gaussian cross-check for the first circuit.

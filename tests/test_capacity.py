@@ -488,7 +488,7 @@ def test_gate_entropy_rejects_bad_input():
         capacity.gate_entropy_bits(W, torch.ones(4, 3))
     with pytest.raises(ValueError):
         capacity.gate_entropy_bits(W, torch.tensor([[1.0, float("nan")]]))
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError, match="weights"):
         capacity.gate_entropy_bits([], torch.ones(4, 2))
 
 

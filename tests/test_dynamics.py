@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 import torch
 
-from asbbook import assembly, capacity, data, dynamics, ensemble, sweep, symmetry
+from asbbook import assembly, capacity, data, dynamics, ensemble, phase, sweep, symmetry
 
 PARAMETERS = dict(
     P=40, n_inputs=5, depth=2, ladder_min=0.3, ladder_max=3.0, n_rungs=5, n_data=3, n_init=2,
@@ -27,7 +27,9 @@ def test_chapter_sweeps_builds_the_transition_sweep_from_the_parameters():
     (spec,) = dynamics.chapter_sweeps(PARAMETERS)
     assert spec.name == dynamics.SWEEP_NAME and spec.fn is capacity.random_label_cell
     ladder = capacity.width_ladder(5, 2, 0.3 * 40, 3.0 * 40, 5)
-    assert [p["data_seed"] for p in spec.points] == [7, 8, 9]
+    seeds = [p["data_seed"] for p in spec.points]
+    assert seeds == [phase.cell_data_seed(7, 40, d) for d in range(3)]
+    assert len(set(seeds)) == 3
     for point in spec.points:
         assert point["hidden"] == [list(h) for h in ladder]
         assert (point["P"], point["n_inputs"], point["n_init"], point["seed"]) == (40, 5, 2, 7)
