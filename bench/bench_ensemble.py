@@ -264,13 +264,13 @@ CELL = dict(P=128, n_inputs=8, n_datasets=3, n_init=3, steps=3000, pad_to=16)
 
 
 def chapter5_cell(rounds: int, device: str) -> dict:
-    from asbbook import capacity
+    from asbbook import phase
 
     torch.set_num_threads(1)
     previous, c = previous_engine(), CELL
-    hidden = capacity.width_ladder(c["n_inputs"], 2, 0.25 * c["P"], 5 * c["P"], 10)
+    hidden = phase.width_ladder(c["n_inputs"], 2, 0.25 * c["P"], 5 * c["P"], 10)
     cells = [
-        capacity.cell_data(dict(dataset="gaussian", P=c["P"], n_inputs=c["n_inputs"], data_seed=d))
+        phase.cell_data(dict(dataset="gaussian", P=c["P"], n_inputs=c["n_inputs"], data_seed=d))
         for d in range(c["n_datasets"])
     ]
     cells = [(X.to(device), y.to(device)) for X, y in cells]
@@ -477,7 +477,7 @@ def report(info, meta, f1, memory, f2, f3, f4) -> str:
         f"Random labels, P = {c['P']}, n_0 = {c['n_inputs']}, hidden widths "
         f"{[h[0] for h in f3['hidden']]}, {c['n_datasets']} datasets x {c['n_init']} "
         f"initialisations, Adam (lr 0.01), budget {c['steps']} steps, float64, 1 thread "
-        f"(what `capacity.random_label_cell` does, one call per dataset). *Previous*: the "
+        f"(what `phase.random_label_cell` does, one call per dataset). *Previous*: the "
         f"engine of commit {PREVIOUS}. *One call*: the three datasets in one `train_ensemble` "
         "call (`X` of shape (D, P, n_0), `datasets=`); *pad_to*: narrow shapes padded into "
         "one group. Numbers are bitwise those of the previous engine for *engine* "
