@@ -6,7 +6,7 @@
    ReLU MLPs, the same initial weights (``ensemble.member_weights``), hinge loss, the same
    full-batch steps. The final losses of all three are asserted to agree (float32 tolerance).
    Timed in interleaved rounds (recipe, engine, loop, recipe, engine, ...) at 1 and 2 threads;
-   the ratios are per round, reported as min and median. Peak memory: ``ru_maxrss`` of a fresh
+   the ratios are per round, reported as min and median. Peak memory: ``VmHWM`` of a fresh
    subprocess per (implementation, workload), minus its value after imports and data (on CUDA:
    ``torch.cuda.max_memory_allocated``).
 2. GFLOP/s of a large ensemble step against ``torch.matmul`` on square matrices (interleaved).
@@ -31,7 +31,6 @@ import importlib.util
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -163,10 +162,18 @@ def worker(impl: str, name: str, n_threads: int, device: str) -> dict:
         base = torch.cuda.memory_allocated()
         IMPLS[impl](w, X, y, device)
         return dict(mbytes=(torch.cuda.max_memory_allocated() - base) / 1e6)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = rss_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
     IMPLS[impl](w, X, y, device)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return dict(mbytes=(after - before) / 1e3)  # ru_maxrss is in KiB on Linux
+    return dict(mbytes=(rss_kib("VmHWM") - before) / 1e3)
+
+
+def rss_kib(field: str) -> int:
+    """``VmRSS`` (resident now) or ``VmHWM`` (peak since the last reset) in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def peak_memory(impl: str, name: str, device: str) -> float:
@@ -405,7 +412,7 @@ def table1(rows: list[dict], memory: dict, peaks: dict) -> list[str]:
         loop = f"{m['loop']:.0f}" if "loop" in m else "not run"
         lines.append(
             f"| {name} | {m['recipe']:.0f} | {m['engine']:.0f} "
-            f"| **{m['engine'] / m['recipe']:.2f}** | {loop} |"
+            f"| **{m['engine'] / max(m['recipe'], 1e-9):.2f}** | {loop} |"
         )
     return lines
 
@@ -453,9 +460,10 @@ def report(info, meta, f1, memory, f2, f3, f4) -> str:
         "",
         *table1(f1, memory, {r["threads"]: r["peak"] for r in f2}),
         "",
-        "Memory: peak resident set (`resource.getrusage(...).ru_maxrss`) of a fresh Python "
-        "process that runs the implementation once (1 thread), minus its value after imports "
-        "and data creation; on CUDA `torch.cuda.max_memory_allocated` above the data.",
+        "Memory: in a fresh Python process per (implementation, workload), 1 thread, the peak "
+        "resident set during one run (`VmHWM` of /proc/self/status, reset just before the run "
+        "by writing 5 to /proc/self/clear_refs) minus the resident set after imports and data "
+        "(`VmRSS`); on CUDA `torch.cuda.max_memory_allocated` above the data.",
         "",
         "## 2. Throughput of a large ensemble step",
         "",
