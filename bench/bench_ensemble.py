@@ -534,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     f2 = [throughput(t, args.rounds, args.device) for t in threads]
     f3 = chapter5_cell(max(2, args.rounds // 2), args.device)
     f4 = perceptron(args.rounds, args.device)
-    extra = "" if args.device == "cpu" else f" --device {args.device}"
+    extra = "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     meta = dict(
         load_start=load_start, load_end=load(), seconds=time.perf_counter() - start,
         rounds=args.rounds, device=args.device, args=extra,
