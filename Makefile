@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.asbbook-installed
 
-.PHONY: install book book-smoke test test-fast lint format strip bench clean
+.PHONY: install book book-smoke pdf test test-fast lint format strip bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,9 @@ book: $(STAMP)  ## execute every chapter at full size, then build _build/html
 book-smoke: $(STAMP)  ## the same with the smoke-sized parameters the tests use
 	$(BIN)/asbbook build --smoke
 
+pdf: book  ## the whole book as one PDF, _build/html/asbbook.pdf (single-page HTML printed by Chromium)
+	$(BIN)/python -m asbbook.pdf
+
 test: $(STAMP)  ## the whole test suite (unit, Monte-Carlo, chapters at smoke size, build, browser)
 	$(BIN)/python -m pytest
 
@@ -31,12 +34,12 @@ test-fast: $(STAMP)  ## everything except executing and building the book
 	$(BIN)/python -m pytest --ignore tests/test_book.py --ignore tests/test_browser.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check asbbook tests bench
-	$(BIN)/ruff format --check asbbook tests bench
+	$(BIN)/ruff check asbbook tests bench book
+	$(BIN)/ruff format --check asbbook tests bench book
 
 format: $(STAMP)
-	$(BIN)/ruff format asbbook tests bench
-	$(BIN)/ruff check --fix asbbook tests bench
+	$(BIN)/ruff format asbbook tests bench book
+	$(BIN)/ruff check --fix asbbook tests bench book
 
 strip: $(STAMP)  ## remove outputs from the committed notebooks
 	$(BIN)/asbbook strip

@@ -5,12 +5,16 @@
 ``asbbook sweep CHAPTER [--scheduler ADDRESS]``  run a chapter's sweeps into its cache (Dask optional)
 ``asbbook build [--smoke]``           execute every chapter and build the HTML (``make book``)
 ``asbbook strip``                     remove outputs from the committed notebooks
+
+A user error (unknown chapter or parameter, a bad value, an unusable path, a Dask scheduler that
+cannot be used) is one line on stderr, ``asbbook: error: ...``, with exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +25,13 @@ from asbbook import notebooks
 
 class CliError(Exception):
     """A user error: printed without a traceback, exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is the same single ``asbbook: error: ...`` line as the rest."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog.split()[0]}: error: {message}\n")
 
 
 def find_chapter(root: Path, name: str) -> Path:
@@ -87,14 +98,50 @@ def cmd_list(args, root: Path) -> int:
     return 0
 
 
+def check_output_path(out: Path) -> Path:
+    """Refuse, before running anything, an ``--out`` that cannot be written: an existing
+    directory, or a path under an existing file."""
+    out = out.absolute()
+    if out.is_dir():
+        raise CliError(f"--out {out} is a directory; give a notebook file name")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CliError(f"--out {out}: {parent} is a file, not a directory")
+            if not os.access(parent, os.W_OK):
+                raise CliError(f"--out {out}: cannot write in {parent}")
+            break
+    return out
+
+
+def chapter_failure(error, out: Path) -> CliError | None:
+    """A chapter's own ParameterError, as the one-line user error it is (None otherwise)."""
+    if getattr(error, "ename", None) == "ParameterError":
+        return CliError(str(error.evalue))
+    return None
+
+
 def cmd_run(args, root: Path) -> int:
+    import papermill
+
     chapter = find_chapter(root, args.chapter)
     values = parse_parameters(args.parameter or [], notebooks.declared_parameters(chapter))
     if args.smoke:
         values = {**notebooks.smoke_parameters(chapter), **values}
-    out = Path(args.out) if args.out else root / "_build" / "runs" / chapter.name
+    out = check_output_path(Path(args.out) if args.out else root / "_build" / "runs" / chapter.name)
     print(f"running {chapter.relative_to(root)} with {json.dumps(values)} -> {out}", flush=True)
-    notebooks.execute_chapter(chapter, out, values, cwd=root, progress=True)
+    try:
+        notebooks.execute_chapter(chapter, out, values, cwd=root, progress=True)
+    except papermill.PapermillExecutionError as error:
+        user_error = chapter_failure(error, out)
+        if user_error is not None:
+            raise user_error from None
+        print(
+            f"asbbook: chapter {chapter.stem} failed in cell {error.exec_count}: "
+            f"{error.ename}: {error.evalue} (the traceback is in {out})",
+            file=sys.stderr,
+        )
+        return 1
     print(f"done: {out}")
     return 0
 
@@ -149,6 +196,8 @@ def cmd_sweep(args, root: Path) -> int:
             scheduler=args.scheduler,
             n_workers=args.n_workers,
             progress=True,
+            connect_timeout=args.connect_timeout,
+            no_workers_timeout=args.no_workers_timeout,
         )
         print(f"{spec.name}: {len(results)} points cached")
     return 0
@@ -165,6 +214,13 @@ def cmd_build(args, root: Path) -> int:
     print(
         f"built {html / 'index.html'}; executed {len(executed)} chapter(s): {json.dumps(executed)}"
     )
+    if times.changed_during_run:
+        print(
+            f"asbbook: warning: the inputs of {', '.join(times.changed_during_run)} changed while "
+            "they ran; they are not marked up to date: run `asbbook build` again",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -175,8 +231,22 @@ def cmd_strip(args, root: Path) -> int:
     return 0
 
 
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asbbook", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="asbbook", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the chapters and their parameters")
     run = sub.add_parser("run", help="run one chapter with papermill")
@@ -199,7 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="where points run",
     )
     sweep.add_argument("--scheduler", help="Dask scheduler address (implies --executor dask)")
-    sweep.add_argument("--n-workers", type=int, default=2, help="local worker processes")
+    sweep.add_argument("--n-workers", type=_positive(int), default=2, help="local worker processes")
+    sweep.add_argument(
+        "--connect-timeout",
+        type=_positive(float),
+        help="seconds to connect to --scheduler (default: $ASBBOOK_DASK_CONNECT_TIMEOUT or 10)",
+    )
+    sweep.add_argument(
+        "--no-workers-timeout",
+        type=_positive(float),
+        help="seconds to wait for a Dask worker (default: $ASBBOOK_DASK_NO_WORKERS_TIMEOUT or 10)",
+    )
     sweep.add_argument(
         "--cache-dir", help="cache root (default: $ASBBOOK_CACHE_DIR or ./.asbbook-cache)"
     )
@@ -211,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from asbbook.params import ParameterError
+    from asbbook.sweep import CacheDirError, SchedulerError
+
     args = build_parser().parse_args(argv)
     try:
         root = notebooks.project_root()
@@ -222,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             "strip": cmd_strip,
         }
         return handler[args.command](args, root)
-    except (CliError, FileNotFoundError) as error:
+    except (CliError, FileNotFoundError, ParameterError, SchedulerError, CacheDirError) as error:
         print(f"asbbook: error: {error}", file=sys.stderr)
         return 2
 

@@ -8,10 +8,16 @@ The pipeline (``make book`` = ``asbbook build``):
 2. generated appendix pages (parameter table, execution report) are written into the same tree;
 3. jupyter-book 1.x builds the HTML from that tree with ``-W -n --keep-going`` and its own
    execution off, so the pages and their download buttons carry the executed notebooks.
+
+An executed copy is stamped with the execution key of its inputs (source, parameters, code) as
+they were when its run *started*; if they changed while it ran, it is not stamped, so the next
+build runs it again. Chapters run in kernels with :data:`KERNEL_ENV` (no progress bars, no
+warnings), so the published notebooks carry no stderr debris (:func:`stderr_outputs`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,6 +33,9 @@ import yaml
 
 ROOT_FILES = ("_config.yml", "_toc.yml", "references.bib")
 SMOKE_KEY = "smoke_parameters"
+# The chapters' kernels inherit these: tqdm (>= 4.66) reads TQDM_DISABLE for bars left at its
+# defaults and asbbook.sweep checks it for its own; warnings would be published as stderr.
+KERNEL_ENV = {"TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -107,6 +116,22 @@ def is_up_to_date(executed: Path, key: str) -> bool:
     )
 
 
+@contextlib.contextmanager
+def environment(values: dict[str, str]):
+    """Set environment variables for the duration of the block (the kernel papermill starts
+    inherits them), then restore the previous values."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def execute_chapter(
     source: Path,
     executed: Path,
@@ -115,25 +140,47 @@ def execute_chapter(
     cwd: Path | None = None,
     progress: bool = True,
     timeout: int | None = None,
+    key: str | None = None,
 ) -> Path:
-    """Execute one chapter with papermill into ``executed`` (a fresh kernel every time)."""
+    """Execute one chapter with papermill into ``executed`` (a fresh kernel every time).
+
+    The copy is stamped with ``key`` (default: :func:`execution_key` of the inputs now, before
+    the run). The key is computed again after the run; if the source, the parameters or the
+    code changed meanwhile, the copy is not stamped but marked ``inputs_changed_during_run``
+    (see :func:`inputs_changed_during_run`), so it is never taken for up to date.
+    """
     import papermill
 
     parameters = dict(parameters or {})
+    key = execution_key(source, parameters) if key is None else key
     executed.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(source),
-        str(executed),
-        parameters=parameters,
-        cwd=str(cwd or source.parent),
-        progress_bar=progress,
-        kernel_name="python3",
-        execution_timeout=timeout,
-    )
+    with environment(KERNEL_ENV):
+        papermill.execute_notebook(
+            str(source),
+            str(executed),
+            parameters=parameters,
+            cwd=str(cwd or source.parent),
+            progress_bar=progress,
+            kernel_name="python3",
+            execution_timeout=timeout,
+        )
+    unchanged = execution_key(source, parameters) == key
     nb = nbformat.read(executed, as_version=4)
-    nb.metadata.setdefault("asbbook", {})["execution_key"] = execution_key(source, parameters)
+    meta = nb.metadata.setdefault("asbbook", {})
+    meta.pop("execution_key", None)
+    meta.pop("inputs_changed_during_run", None)
+    if unchanged:
+        meta["execution_key"] = key
+    else:
+        meta["inputs_changed_during_run"] = True
     nbformat.write(nb, executed)
     return executed
+
+
+def inputs_changed_during_run(executed: Path) -> bool:
+    """True when :func:`execute_chapter` found the inputs changed while ``executed`` ran."""
+    nb = nbformat.read(executed, as_version=4)
+    return bool(nb.metadata.get("asbbook", {}).get("inputs_changed_during_run"))
 
 
 def glued_values(notebook: Path) -> dict[str, str]:
@@ -161,6 +208,18 @@ def error_outputs(notebook: Path) -> list[str]:
         for cell in nb.cells
         for out in cell.get("outputs", [])
         if out.get("output_type") == "error"
+    ]
+
+
+def stderr_outputs(notebook: Path) -> list[str]:
+    """The text of every stderr stream output of an executed notebook (progress bars, warnings):
+    what must not be published."""
+    nb = nbformat.read(notebook, as_version=4)
+    return [
+        "".join(out.get("text", ""))
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream" and out.get("name") == "stderr"
     ]
 
 
@@ -193,6 +252,17 @@ def stage_source_tree(root: Path, stage: Path) -> None:
             shutil.copy2(path, target)
 
 
+class BuildTimes(dict):
+    """Wall time per chapter in seconds (0.0 for a chapter reused as is), plus the chapters whose
+    inputs changed while they ran (``changed_during_run``) and those whose executed copy has
+    stderr outputs (``with_stderr``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.changed_during_run: list[str] = []
+        self.with_stderr: list[str] = []
+
+
 def execute_book(
     root: Path,
     stage: Path,
@@ -201,13 +271,22 @@ def execute_book(
     only: Iterable[str] | None = None,
     force: bool = False,
     progress: bool = True,
-) -> dict[str, float]:
+    jobs: int = 1,
+) -> BuildTimes:
     """Execute every chapter into ``stage``; skip those whose executed copy is up to date.
 
-    Returns the wall time per executed chapter in seconds (0.0 for a chapter reused as is).
+    Each chapter is keyed on its inputs as they were when its run started; a chapter whose inputs
+    changed during the run is reported (and left stale for the next build). With ``jobs > 1``
+    that many chapters run at once, each in its own kernel (they are independent: a chapter
+    reads other chapters' numbers only when the HTML is built).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     stage_source_tree(root, stage)
-    times = {}
+    times = BuildTimes()
+    todo = []
     for source in toc_notebooks(root):
         if only is not None and source.stem not in set(only):
             continue
@@ -218,12 +297,37 @@ def execute_book(
             print(f"[asbbook] {source.stem}: up to date, not re-executed", flush=True)
             times[source.stem] = 0.0
             continue
-        print(
-            f"[asbbook] executing {source.stem} ({'smoke' if smoke else 'full'} size)", flush=True
-        )
+        todo.append((source, executed, parameters, key))
+
+    def run(job) -> float:
+        source, executed, parameters, key = job
+        size = "smoke" if smoke else "full"
+        print(f"[asbbook] executing {source.stem} ({size} size)", flush=True)
         start = time.perf_counter()
-        execute_chapter(source, executed, parameters, cwd=root, progress=progress)
-        times[source.stem] = time.perf_counter() - start
+        execute_chapter(
+            source, executed, parameters, cwd=root, progress=progress and jobs == 1, key=key
+        )
+        return time.perf_counter() - start
+
+    # One environment for the whole pool, so no thread restores it under another's kernel.
+    with environment(KERNEL_ENV), ThreadPoolExecutor(max_workers=jobs) as pool:
+        for (source, executed, _, _), seconds in zip(todo, pool.map(run, todo), strict=True):
+            times[source.stem] = seconds
+            if inputs_changed_during_run(executed):
+                times.changed_during_run.append(source.stem)
+                print(
+                    f"[asbbook] {source.stem}: its source, parameters or the asbbook code changed "
+                    "while it ran; the executed copy is NOT marked up to date (build again)",
+                    flush=True,
+                )
+            debris = stderr_outputs(executed)
+            if debris:
+                times.with_stderr.append(source.stem)
+                print(
+                    f"[asbbook] {source.stem}: {len(debris)} stderr output(s) in the executed "
+                    f"copy, first: {debris[0].strip()[:120]!r}",
+                    flush=True,
+                )
     return times
 
 

@@ -50,9 +50,53 @@ def fraction(name: str, value, *, open_left: bool = True) -> float:
     return float(value)
 
 
+MAX_SEED = 2**63 - 1  # torch.manual_seed and torch.Generator take seeds up to here (int64)
+
+
 def seed(name: str, value) -> int:
-    """A non-negative integer seed."""
-    return positive_int(name, value, minimum=0)
+    """A non-negative integer seed ``<= 2**63 - 1`` (larger ones fail inside torch)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(name, value, "an integer >= 0")
+    if not 0 <= value <= MAX_SEED:
+        _fail(name, value, f"an integer between 0 and 2**63 - 1 = {MAX_SEED} (what torch accepts)")
+    return value
+
+
+def memory_budget(name: str, n_bytes) -> int:
+    """Refuse a chapter parameter whose run would need more memory than allowed, by the chapter's
+    own estimate ``n_bytes``; return the estimate in bytes.
+
+    The rule is :func:`asbbook.validation.check_memory`: the limit is ``$ASBBOOK_MAX_BYTES``
+    (default 4 GiB). Its ``ValueError`` comes back as a :class:`ParameterError` that names the
+    parameter and the estimate, so ``asbbook run`` prints it as a one-line user error.
+    """
+    from asbbook.validation import check_memory
+
+    if isinstance(n_bytes, bool) or not isinstance(n_bytes, int | float) or n_bytes != n_bytes:
+        raise TypeError(f"n_bytes (the estimate for parameter {name!r}) must be a number")
+    try:
+        check_memory(name, n_bytes)
+    except ValueError as exc:
+        message = str(exc)
+        if message.startswith(name):
+            message = message[len(name) :].lstrip()
+        raise ParameterError(f"parameter {name!r} {message}") from None
+    return int(n_bytes)
+
+
+def scheduler(name: str, value) -> str | None:
+    """A Dask scheduler address, checked at once (a couple of seconds) so that a wrong address fails
+    with the parameters, not cells later; ``""`` or ``None`` means no scheduler."""
+    from asbbook.sweep import SchedulerError, check_scheduler
+
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        _fail(name, value, "a Dask scheduler address such as 'tcp://host:8786', or ''")
+    try:
+        return check_scheduler(value)
+    except SchedulerError as exc:
+        raise ParameterError(f"parameter {name!r}: {exc}") from None
 
 
 def choice(name: str, value, options: Iterable[str]) -> str:

@@ -1,11 +1,22 @@
 """A small Sphinx extension for the book's HTML.
 
-jupyter-book 1.x registers sphinx-thebe's inline configuration script twice on every page, so the
-browser reports ``Identifier 'THEBE_JS_URL' has already been declared``. This extension drops
-exact duplicates from each page's script list before the page is rendered.
+* jupyter-book 1.x registers sphinx-thebe's inline configuration script twice on every page, so
+  the browser reports ``Identifier 'THEBE_JS_URL' has already been declared``. This extension
+  drops exact duplicates from each page's script list before the page is rendered.
+* It serves the book's own stylesheet and script (``asbbook/_static``): figures sized to the
+  column, undimmed in the dark theme and opened full size on a click or tap; display equations,
+  code and tables that never widen the page (see ``asbbook.css``).
+* A figure's image without alt text (a ``{glue:figure}`` without ``:alt:``) gets its caption as
+  alt text, instead of the hashed file name the HTML writer would otherwise use.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+
+from docutils import nodes
+
+STATIC = Path(__file__).resolve().parent / "_static"
 
 
 def _script_identity(script) -> tuple:
@@ -29,7 +40,32 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> Non
     scripts[:] = unique
 
 
+def alt_text_from_captions(app, doctree, docname) -> int:
+    """Give every image inside a captioned figure that has no alt text the caption's text.
+
+    Returns the number of images changed (for the tests)."""
+    changed = 0
+    for figure in doctree.findall(nodes.figure):
+        captions = [child for child in figure.children if isinstance(child, nodes.caption)]
+        if not captions:
+            continue
+        text = " ".join(captions[0].astext().split())
+        for image in figure.findall(nodes.image):
+            if not image.get("alt", "").strip():
+                image["alt"] = text
+                changed += 1
+    return changed
+
+
+def add_static_path(app, config) -> None:
+    config.html_static_path.append(str(STATIC))
+
+
 def setup(app):
     # Early: a later handler returns a template name, and Sphinx stops calling handlers after it.
     app.connect("html-page-context", drop_duplicate_scripts, priority=100)
+    app.connect("config-inited", add_static_path)
+    app.connect("doctree-resolved", alt_text_from_captions)
+    app.add_css_file("asbbook.css")
+    app.add_js_file("asbbook.js", loading_method="defer")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -75,7 +75,10 @@ def cv_with_stderr(samples, dim: int = 0) -> Estimate:
     samples = _samples(samples, dim, 4)
     k, m, var, m3, m4 = _central_moments(samples, dim)
     cv = torch.sqrt(var) / m
-    se2 = (var.square() / m**4 + (m4 - var.square()) / (4 * m**2 * var) - m3 / m**3) / k
+    # constant samples have cv = 0 exactly; guard the 0/0 of the delta method there
+    safe_var = torch.where(var > 0, var, torch.ones_like(var))
+    se2 = (var.square() / m**4 + (m4 - var.square()) / (4 * m**2 * safe_var) - m3 / m**3) / k
+    se2 = torch.where(var > 0, se2, torch.zeros_like(se2))
     return Estimate(cv, torch.sqrt(torch.clamp(se2, min=0)))
 
 

@@ -172,21 +172,19 @@ def check_weights(weights, name: str = "weights", *, ensemble: bool = True) -> t
     (ensemble) dimensions; returns the widths ``(n_0, ..., n_L)``."""
     if isinstance(weights, torch.Tensor) or not isinstance(weights, Sequence) or not weights:
         raise TypeError(f"{name} must be a non-empty list of weight matrices W^1 .. W^L")
-    lead = None
-    for k, w in enumerate(weights):
-        as_float_tensor(f"{name}[{k}]", w, min_ndim=2)
+    tensors = [as_float_tensor(f"{name}[{k}]", w, min_ndim=2) for k, w in enumerate(weights)]
+    lead = tensors[0].shape[:-2]
+    for k, w in enumerate(tensors):
         if not ensemble and w.ndim != 2:
             raise ValueError(f"{name}[{k}] must be a matrix (n_l, n_(l-1)), got {tuple(w.shape)}")
-        if lead is None:
-            lead = w.shape[:-2]
-        elif w.shape[:-2] != lead:
+        if w.shape[:-2] != lead:
             raise ValueError(f"{name}[{k}] has leading shape {tuple(w.shape[:-2])}, not {lead}")
-        if k and w.shape[-1] != weights[k - 1].shape[-2]:
+        if k and w.shape[-1] != tensors[k - 1].shape[-2]:
             raise ValueError(
                 f"{name}[{k}] takes {w.shape[-1]} inputs but {name}[{k - 1}] gives "
-                f"{weights[k - 1].shape[-2]} outputs"
+                f"{tensors[k - 1].shape[-2]} outputs"
             )
-    return (int(weights[0].shape[-1]), *(int(w.shape[-2]) for w in weights))
+    return (int(tensors[0].shape[-1]), *(int(w.shape[-2]) for w in tensors))
 
 
 # --------------------------------------------------------------------------------------------

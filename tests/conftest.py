@@ -25,7 +25,8 @@ def executed_book(tmp_path_factory) -> dict:
     # Sweeps start from an empty cache, so the smoke runs exercise the computation itself.
     os.environ["ASBBOOK_CACHE_DIR"] = str(out / "cache")
     stage = out / "src"
-    times = notebooks.execute_book(ROOT, stage, smoke=True, force=True, progress=False)
+    # Two chapters at a time (CI has two cores); each kernel is independent of the others.
+    times = notebooks.execute_book(ROOT, stage, smoke=True, force=True, progress=False, jobs=2)
     appendix.write_generated_pages(ROOT, stage)
     return {"out": out, "stage": stage, "times": times}
 

@@ -2,7 +2,7 @@
 
 As a script it runs one sweep and writes the results as JSON::
 
-    python tests/sweep_worker.py CACHE_DIR OUT_JSON N_POINTS
+    python tests/sweep_worker.py CACHE_DIR OUT_JSON N_POINTS [EXECUTOR [N_WORKERS]]
 
 The directory named by the environment variable ``SWEEP_MARKER_DIR`` (if set) receives a marker
 file ``<pid>-<n>.start`` holding the point at every call of a sweep function, so a test can tell
@@ -87,9 +87,17 @@ def main(argv: list[str]) -> None:
     from asbbook.sweep import run_sweep
 
     cache_dir, out, n_points = argv[0], argv[1], int(argv[2])
+    executor = argv[3] if len(argv) > 3 else "inprocess"
+    n_workers = int(argv[4]) if len(argv) > 4 else 2
     points = [{"i": i} for i in range(n_points)]
     results = run_sweep(
-        slow_point, points, cache_dir=cache_dir, data_fingerprint="resume-test", progress=False
+        slow_point,
+        points,
+        cache_dir=cache_dir,
+        data_fingerprint="resume-test",
+        progress=False,
+        executor=executor,
+        n_workers=n_workers,
     )
     Path(out).write_text(json.dumps(results))
 

@@ -40,6 +40,7 @@ INFRASTRUCTURE = {
     "notebooks",
     "appendix",
     "sphinxext",
+    "pdf",
     "cli",
 }
 MAX_LINES = 600

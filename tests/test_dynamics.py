@@ -3,6 +3,7 @@ recorded training runs and the predictions for the symmetric initial state."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,7 +11,18 @@ import pytest
 import sympy as sp
 import torch
 
-from asbbook import assembly, capacity, data, dynamics, ensemble, phase, sweep, symmetry
+from asbbook import (
+    assembly,
+    capacity,
+    data,
+    dynamics,
+    ensemble,
+    nets,
+    phase,
+    sweep,
+    symmetry,
+    transitions,
+)
 
 PARAMETERS = dict(
     P=40, n_inputs=5, depth=2, ladder_min=0.3, ladder_max=3.0, n_rungs=5, n_data=3, n_init=2,
@@ -104,9 +116,7 @@ def test_order_parameter_recorder_matches_the_symmetry_and_assembly_functions():
 
 
 def _small_points(**kw):
-    options = dict(
-        P=24, n_replicas=3, first_data_seed=5, steps=400, lr=0.02, record_every=10, seed=1
-    )
+    options = dict(P=24, n_replicas=3, first_replica=5, steps=400, lr=0.02, record_every=10, seed=1)
     options.update(kw)
     return dynamics.dynamics_points([(4, 2, 1), (4, 24, 1)], **options)
 
@@ -130,14 +140,15 @@ def test_dynamics_cell_trains_both_widths_and_records_the_order_parameters():
     assert np.all(alignment[stop:] == alignment[stop])
     assert np.asarray(out["values"]["n_unsatisfied"][1])[-1] == 0
     # it is the member that train_ensemble trains on the same data, alone, with the same seeds
-    X, y = data.gaussian_patterns(24, 4, seed=5)
+    d = point["data_seed"]
+    X, y = data.gaussian_patterns(24, 4, seed=d)
     alone = ensemble.train_ensemble(
-        [ensemble.MemberSpec((4, 24, 1), replicate=5)], X, y, optimizer="adam", lr=0.02,
+        [ensemble.MemberSpec((4, 24, 1), replicate=d)], X, y, optimizer="adam", lr=0.02,
         steps=400, seed=1,
     )  # fmt: skip
     assert int(alone.steps[0]) == out["stop_step"][1] and alone.loss[0] == 0.0
     # at step 0 the recorded margins are those of the initial networks
-    w0 = ensemble.member_weights(ensemble.MemberSpec((4, 2, 1), 5), 1)
+    w0 = ensemble.member_weights(ensemble.MemberSpec((4, 2, 1), d), 1)
     f0 = torch.relu(X @ w0[0].T) @ w0[1].T
     assert out["values"]["n_unsatisfied"][0][0] == int((y * f0[:, 0] < 1).sum())
     threads = torch.get_num_threads()
@@ -148,7 +159,7 @@ def test_dynamics_cell_trains_both_widths_and_records_the_order_parameters():
 def test_dynamics_runs_through_the_sweep_cache_and_collect(tmp_path):
     points = _small_points(steps=150)
     spec = dynamics.dynamics_spec(
-        [(4, 2, 1), (4, 24, 1)], P=24, n_replicas=3, first_data_seed=5, steps=150, lr=0.02,
+        [(4, 2, 1), (4, 24, 1)], P=24, n_replicas=3, first_replica=5, steps=150, lr=0.02,
         record_every=10, seed=1,
     )  # fmt: skip
     assert spec.name == dynamics.DYNAMICS_SWEEP_NAME and spec.points == points
@@ -159,12 +170,14 @@ def test_dynamics_runs_through_the_sweep_cache_and_collect(tmp_path):
     assert runs.widths == ((4, 2, 1), (4, 24, 1)) and runs.P == 24
     assert runs["alignment"].shape == (2, 3, len(runs.steps))
     assert runs["drift"].shape == (2, 3, len(runs.steps), 2)
-    assert runs.converged.shape == (2, 3) and runs.data_seeds.tolist() == [5, 6, 7]
+    assert runs.converged.shape == (2, 3) and runs.data_seeds.tolist() == [
+        dynamics.runs.replica_data_seed(1, r) for r in (5, 6, 7)
+    ]
     np.testing.assert_array_equal(dynamics.unsatisfied_fraction(runs), runs["n_unsatisfied"] / 24)
     # replica r is the cell of data seed 5 + r
     assert runs.final_unsatisfied[:, 1].tolist() == fresh[1]["final_unsatisfied"]
     direct = dynamics.train_replicas(
-        [(4, 2, 1), (4, 24, 1)], P=24, n_replicas=3, first_data_seed=5, steps=150, lr=0.02,
+        [(4, 2, 1), (4, 24, 1)], P=24, n_replicas=3, first_replica=5, steps=150, lr=0.02,
         record_every=10, seed=1,
     )  # fmt: skip
     for key in runs.values:
@@ -179,7 +192,7 @@ def test_initial_state_is_the_step_zero_of_the_training_runs():
     points = _small_points(steps=5, record_every=1)
     runs = dynamics.collect_dynamics(points, [dynamics.dynamics_cell(p) for p in points])
     state = dynamics.initial_state(
-        [(4, 2, 1), (4, 24, 1)], P=24, n_networks=5, first_data_seed=5, seed=1
+        [(4, 2, 1), (4, 24, 1)], P=24, n_members=5, first_replica=5, seed=1
     )
     assert state["drift"].shape == (2, 5, 2) and state["alignment"].shape == (2, 5)
     for key in ("entropy", "information", "alignment", "drift", "activity_drift", "loss"):
@@ -189,11 +202,11 @@ def test_initial_state_is_the_step_zero_of_the_training_runs():
     )
     # a different base seed gives different networks
     other = dynamics.initial_state(
-        [(4, 2, 1), (4, 24, 1)], P=24, n_networks=2, first_data_seed=5, seed=2
+        [(4, 2, 1), (4, 24, 1)], P=24, n_members=2, first_replica=5, seed=2
     )
     assert not np.array_equal(other["loss"], state["loss"][:, :2])
     with pytest.raises(ValueError):
-        dynamics.initial_state([(4, 2, 1)], P=24, n_networks=1, first_data_seed=0, seed=0)
+        dynamics.initial_state([(4, 2, 1)], P=24, n_members=1, first_replica=0, seed=0)
 
 
 def test_dynamics_points_reject_bad_arguments():
@@ -204,13 +217,13 @@ def test_dynamics_points_reject_bad_arguments():
     with pytest.raises(ValueError):
         _small_points(record_every=0)
     with pytest.raises(ValueError):
-        dynamics.dynamics_points([(4, 2, 1), (5, 3, 1)], P=24, n_replicas=2, first_data_seed=0,
+        dynamics.dynamics_points([(4, 2, 1), (5, 3, 1)], P=24, n_replicas=2, first_replica=0,
                                  steps=10, lr=0.1, record_every=1, seed=0)  # fmt: skip
     with pytest.raises(ValueError):
-        dynamics.dynamics_points([(4, 2, 2)], P=24, n_replicas=2, first_data_seed=0, steps=10,
+        dynamics.dynamics_points([(4, 2, 2)], P=24, n_replicas=2, first_replica=0, steps=10,
                                  lr=0.1, record_every=1, seed=0)  # fmt: skip
     with pytest.raises(ValueError):
-        dynamics.dynamics_points([(4, 1)], P=24, n_replicas=2, first_data_seed=0, steps=10,
+        dynamics.dynamics_points([(4, 1)], P=24, n_replicas=2, first_replica=0, steps=10,
                                  lr=0.1, record_every=1, seed=0)  # fmt: skip
 
 
@@ -222,9 +235,9 @@ def test_dynamics_points_reject_bad_arguments():
 def test_initial_hinge_closed_forms_match_gaussian_sampling():
     d = dynamics.derive_initial_hinge()
     s = sp.Symbol("s", positive=True)
-    unsat = sp.lambdify(s, d["unsatisfied"].rhs)
-    hinge = sp.lambdify(s, d["hinge"].rhs)
-    assert d["limits"] == sp.Tuple(sp.Rational(1, 2), 1)
+    unsat = sp.lambdify(s, d.unsatisfied.rhs)
+    hinge = sp.lambdify(s, d.hinge.rhs)
+    assert d.limits == sp.Tuple(sp.Rational(1, 2), 1)
     rng = np.random.default_rng(0)
     for scale in (0.3, 2.0, 9.0):
         f = rng.normal(0.0, math.sqrt(scale), 200_000)
@@ -319,22 +332,101 @@ def test_expected_plugin_information_against_sampling_and_leading_order():
 
 def test_plugin_information_bias_derivation():
     d = dynamics.derive_plugin_information_bias()
-    P = d["P"]
-    assert sp.simplify(d["phi2"].rhs - 1 / (P - 1)) == 0
-    assert sp.simplify(d["bias"].rhs - 1 / (2 * (P - 1) * sp.log(2))) == 0
+    P = d.P
+    assert sp.simplify(d.phi2.rhs - 1 / (P - 1)) == 0
+    assert sp.simplify(d.bias.rhs - 1 / (2 * (P - 1) * sp.log(2))) == 0
     # the leading term agrees with the exact mutual information for a small deviation e
-    symbols = {s.name: s for s in d["series"].rhs.free_symbols}
+    symbols = {s.name: s for s in d.series.rhs.free_symbols}
     a_, b_, e_ = 0.3, 0.6, 1e-3
     cells = [a_ * b_ + e_, a_ * (1 - b_) - e_, (1 - a_) * b_ - e_, (1 - a_) * (1 - b_) + e_]
     prods = [a_ * b_, a_ * (1 - b_), (1 - a_) * b_, (1 - a_) * (1 - b_)]
     exact = sum(p * math.log(p / q) for p, q in zip(cells, prods, strict=True))
     value = float(
-        d["series"].rhs.subs({symbols["alpha"]: a_, symbols["beta"]: b_, symbols["e"]: e_})
+        d.series.rhs.subs({symbols["alpha"]: a_, symbols["beta"]: b_, symbols["e"]: e_})
     )
     assert value == pytest.approx(exact, rel=1e-2)
     # Var c is the hypergeometric variance
-    values = {s.name: s for s in d["variance"].rhs.free_symbols}
-    var = float(d["variance"].rhs.subs({values["P"]: 30, values["a"]: 11, values["b"]: 7}))
+    values = {s.name: s for s in d.variance.rhs.free_symbols}
+    var = float(d.variance.rhs.subs({values["P"]: 30, values["a"]: 11, values["b"]: 7}))
     from scipy import stats
 
     assert var == pytest.approx(stats.hypergeom(30, 11, 7).var())
+
+
+# --------------------------------------------------------------------------------------------
+# Near the transition: widths, the sweep's prediction and the plateau statistic
+# --------------------------------------------------------------------------------------------
+
+
+def test_near_transition_widths_round_to_the_nearest_parameter_count():
+    near = dynamics.runs.near_transition_widths(8, 2, 90.0, [1.25, 0.8, 0.9, 1.1])
+    assert near.widths == ((8, 8, 1), (8, 9, 1), (8, 11, 1), (8, 12, 1))  # N = 9 h
+    assert near.n_params == (72, 81, 99, 108)
+    assert near.ratios == pytest.approx((0.8, 0.9, 1.1, 1.2))
+    merged = dynamics.runs.near_transition_widths(8, 2, 20.0, [0.9, 1.0, 1.1])
+    assert len(merged.widths) == 1 and merged.factors == (0.9,)
+    deep = dynamics.runs.near_transition_widths(8, 3, 300.0, [1.0])
+    (h,) = set(deep.widths[0][1:-1])
+    assert (
+        abs(nets.parameter_count(deep.widths[0]) - 300)
+        <= nets.parameter_count((8, h + 1, h + 1, 1)) - 300
+    )
+    with pytest.raises((TypeError, ValueError), match="factors"):
+        dynamics.runs.near_transition_widths(8, 2, 90.0, [float("nan")])
+
+
+def test_success_probability_is_one_half_at_n_star_with_the_delta_method_error():
+    transition = transitions.Transition(
+        x_star=100.0,
+        x_star_se=5.0,
+        log_x_star=math.log(100.0),
+        log_x_star_se=0.05,
+        width=0.2,
+        method="logistic",
+    )
+    p, se = dynamics.runs.success_probability(transition, [100.0, 100.0 * math.exp(0.2)])
+    assert p[0] == pytest.approx(0.5) and se[0] == pytest.approx(0.25 * 0.05 / 0.2)
+    assert p[1] == pytest.approx(1 / (1 + math.exp(-1)))
+    interpolated = transitions.Transition(
+        100.0, 5.0, math.log(100.0), 0.05, math.nan, "interpolate"
+    )
+    with pytest.raises(ValueError, match="logistic"):
+        dynamics.runs.success_probability(interpolated, [100.0])
+
+
+def test_late_relative_decrease_reads_the_last_quarter():
+    steps = np.arange(0, 101, 10)
+    loss = np.array([[2.0] * 8 + [1.2, 1.1, 1.0], [1.0] * 10 + [0.0]])
+    delta = dynamics.runs.late_relative_decrease(loss, steps)
+    assert delta[0] == pytest.approx((1.2 - 1.0) / 1.0)  # from step 80, the first >= 75
+    assert np.isnan(delta[1])  # converged: no plateau to measure
+    with pytest.raises(ValueError):
+        dynamics.runs.late_relative_decrease(loss, steps[:-1])
+
+
+def test_half_time_and_replica_curves():
+    steps = np.array([0, 10, 20, 30])
+    assert dynamics.runs.half_time([0.0, 0.2, 0.6, 1.0], steps) == 20
+    assert dynamics.runs.half_time([1.0, 0.9, 0.4, 0.0], steps) == 20
+    runs = dynamics.train_replicas(
+        [(4, 2, 1), (4, 24, 1)],
+        P=24,
+        n_replicas=3,
+        first_replica=0,
+        steps=30,
+        lr=0.02,
+        record_every=10,
+        seed=1,
+    )
+    curves = dynamics.runs.replica_curves(runs)
+    assert len(curves) == 2
+    np.testing.assert_allclose(curves[1]["loss"].value, runs["loss"][1].mean(axis=0))
+    assert curves[0]["unsatisfied"].stderr.shape == runs.steps.shape
+
+
+def test_derivations_are_frozen_dataclasses_with_deprecated_key_access():
+    d = dynamics.derive_initial_hinge()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.hinge = None
+    with pytest.warns(DeprecationWarning):
+        assert d["limits"] == d.limits

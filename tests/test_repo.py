@@ -124,10 +124,17 @@ def test_publishing_workflow_runs_tests_then_book_then_pages(root):
     uploads = [s for s in steps if "upload-pages-artifact" in s.get("uses", "")]
     assert uploads and uploads[0]["with"]["path"] == "_build/html"
     assert any("deploy-pages" in s.get("uses", "") for s in workflow["jobs"]["deploy"]["steps"])
-    # In step with .ci/run: both install chromium and run `make test`.
+    # In step with .ci/run: both run `make test`; .ci/run installs Debian's chromium, the
+    # workflow uses the runner's own browser (never the snap stub `chromium-browser`), named by
+    # ASBBOOK_CHROMIUM for the browser test and the PDF.
     ci = (root / ".ci" / "run").read_text()
     assert "make test" in ci and "chromium" in ci
-    assert any("chromium" in r for r in runs)
+    assert not any("chromium-browser" in r for r in runs)
+    browser = workflow["jobs"]["build"]["env"]["ASBBOOK_CHROMIUM"]
+    assert browser.startswith("/") and any("$ASBBOOK_CHROMIUM" in r for r in runs[:test_at])
+    pdf_at = next(i for i, r in enumerate(runs) if "make pdf" in r)
+    upload_at = next(i for i, s in enumerate(steps) if "upload-pages-artifact" in s.get("uses", ""))
+    assert book_at < pdf_at < upload_at
 
 
 def test_makefile_targets_create_the_venv_once(root):
@@ -135,13 +142,14 @@ def test_makefile_targets_create_the_venv_once(root):
     assert re.search(r"^book: \$\(STAMP\)", makefile, re.M)
     assert re.search(r"^test: \$\(STAMP\)", makefile, re.M)
     assert re.search(r"^\$\(STAMP\): pyproject.toml", makefile, re.M)
+    assert re.search(r"^pdf: book\b.*\n\t.*-m asbbook\.pdf", makefile, re.M)
 
 
 def test_lint_is_clean(root):
     import subprocess
     import sys
 
-    paths = [str(root / p) for p in ("asbbook", "tests", "bench") if (root / p).exists()]
+    paths = [str(root / p) for p in ("asbbook", "tests", "bench", "book") if (root / p).exists()]
     check = subprocess.run(
         [sys.executable, "-m", "ruff", "check", *paths], capture_output=True, text=True
     )
@@ -150,3 +158,54 @@ def test_lint_is_clean(root):
         [sys.executable, "-m", "ruff", "format", "--check", *paths], capture_output=True, text=True
     )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+@pytest.mark.xfail(strict=False, reason="cells inserted at merge")
+def test_every_chapter_starts_with_the_colab_install_cell(chapters, root):
+    from asbbook.appendix import colab_install_cell_source
+
+    expected = colab_install_cell_source(root)
+    for chapter in chapters:
+        nb = nbformat.read(chapter, as_version=4)
+        first = next(c for c in nb.cells if c.cell_type == "code")
+        assert first.source == expected, (
+            f"{chapter.name}: the first code cell is not the install cell"
+        )
+
+
+def test_colab_install_cell_uses_the_configured_repository(root, tmp_path):
+    from asbbook.appendix import colab_install_cell_source
+
+    source = colab_install_cell_source(root)
+    url = yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"]
+    assert f'"git+{url}"' in source and "except ImportError" in source
+    compile(source, "install-cell", "exec")  # valid Python, no IPython magic
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    config["repository"]["url"] = "https://example.org/fork/asbbook"
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
+    assert "git+https://example.org/fork/asbbook" in colab_install_cell_source(tmp_path)
+    config["repository"]["url"] = "<repository URL>"
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match="repository.url"):
+        colab_install_cell_source(tmp_path)
+
+
+def bib_entries(root) -> dict[str, str]:
+    text = (root / "references.bib").read_text()
+    return dict(re.findall(r"@\w+\{([^,]+),(.*?)\n\}", text, re.S))
+
+
+def test_every_bibliography_entry_has_a_doi_or_arxiv_link(root):
+    entries = bib_entries(root)
+    assert len(entries) == (root / "references.bib").read_text().count("\n@") + 1
+    for key, body in entries.items():
+        assert re.search(r"^\s*(doi|eprint|url)\s*=", body, re.M), f"{key}: no doi, eprint or url"
+    assert re.search(r"eprint\s*=\s*\{2201\.07934\}", entries["li2022asb"])
+
+
+def test_exercises_and_numbering_are_configured(root):
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    assert "sphinx_exercise" in config["sphinx"]["extra_extensions"]
+    assert config["sphinx"]["config"]["numfig"] is True
+    pins = requirement_pins(pyproject(root)["project"]["dependencies"])
+    assert pins["sphinx-exercise"] == "1.2.1"

@@ -8,6 +8,7 @@ fail *and* the sources changed meanwhile, they are skipped with that reason inst
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -151,10 +152,10 @@ def test_code_version_changes_when_a_source_file_changes(tmp_path):
     assert code_version(pkg) == v0
     # Compiled files are not sources.
     (pkg / "__pycache__").mkdir()
-    (pkg / "__pycache__" / "sweep.cpython-311.pyc").write_bytes(b"\x00junk")
+    (pkg / "__pycache__" / "params.cpython-311.pyc").write_bytes(b"\x00junk")
     assert code_version(pkg) == v0
     # An edit, a new module and a rename all change the version.
-    sweep_src = pkg / "sweep.py"
+    sweep_src = pkg / "params.py"
     original = sweep_src.read_text()
     sweep_src.write_text(original + "\n# an edit\n")
     v1 = code_version(pkg)
@@ -568,3 +569,299 @@ def test_run_spec_caches_each_named_sweep_under_the_default_dir(tmp_path, monkey
     assert first[0]["x"] == 3
     assert len(list((tmp_path / "demo").glob("*.json"))) == 1
     assert sweep.run_spec(spec, progress=False) == first
+
+
+# ----------------------------------------------------------- reliability (issue 12, items 2-5, 9)
+
+
+def _corrupt_moved_result(path, other):
+    """Another key's result *and its checksum* under this entry's (otherwise intact) fields: a
+    checksum over the result alone would accept it."""
+    entry, moved = json.loads(path.read_text()), json.loads(other.read_text())
+    entry["result"], entry["checksum"] = moved["result"], moved["checksum"]
+    path.write_text(json.dumps(entry))
+
+
+@sources_must_not_change
+def test_checksum_covers_the_key_as_well_as_the_result(tmp_path):
+    points = grid(a=[1, 2, 3])
+    run_sweep(counted, points, cache_dir=tmp_path, progress=False)
+    key2, key3 = (cache_key(counted, {"a": a}, "") for a in (2, 3))
+    _corrupt_moved_result(tmp_path / f"{key2}.json", tmp_path / f"{key3}.json")
+    _counter.clear()
+    with pytest.warns(CacheCorruptionWarning, match="checksum mismatch"):
+        out = run_sweep(counted, points, cache_dir=tmp_path, progress=False)
+    assert out == [expected_counted(a) for a in (1, 2, 3)]
+    assert _counter == [{"a": 2}]
+
+
+def _make_directory(path):
+    path.mkdir()
+    (path / "inside.txt").write_text("not an entry")
+
+
+def _make_fifo(path):
+    os.mkfifo(path)  # opening it for reading would block forever
+
+
+def _make_symlink(path):
+    target = path.with_name("elsewhere.txt")
+    target.write_text("{}")
+    path.symlink_to(target)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "make, kind",
+    [(_make_directory, "a directory"), (_make_fifo, "a FIFO"), (_make_symlink, "symbolic link")],
+)
+@sources_must_not_change
+def test_anything_but_a_regular_file_at_an_entry_path_is_corruption(tmp_path, make, kind):
+    points = grid(a=[1, 2, 3])
+    run_sweep(counted, points, cache_dir=tmp_path, progress=False)
+    path = tmp_path / f"{cache_key(counted, {'a': 2}, '')}.json"
+    path.unlink()
+    make(path)
+    _counter.clear()
+    with pytest.warns(CacheCorruptionWarning, match=f"{kind}.*not a regular file") as record:
+        out = run_sweep(counted, points, cache_dir=tmp_path, progress=False)
+    assert len(record) == 1 and path.name in str(record[0].message)
+    assert out == [expected_counted(a) for a in (1, 2, 3)]
+    assert _counter == [{"a": 2}]
+    assert path.is_file() and not path.is_symlink()
+    assert len(list(tmp_path.glob(f"{path.name}.corrupt-*"))) == 1  # set aside, not deleted
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheCorruptionWarning)
+        assert run_sweep(counted, points, cache_dir=tmp_path, progress=False) == out
+
+
+def _unwritable_dir(tmp_path) -> Path:
+    if os.geteuid() == 0:  # root writes through any permission bits, but not into sysfs
+        return Path("/sys")
+    ro = tmp_path / "read-only"
+    ro.mkdir()
+    ro.chmod(0o555)
+    return ro
+
+
+def test_unwritable_cache_dir_is_refused_before_anything_is_computed(tmp_path):
+    ro = _unwritable_dir(tmp_path)
+    with pytest.raises(sweep.CacheDirError, match=f"{ro} is not writable"):
+        run_sweep(counted, grid(a=[1, 2]), cache_dir=ro, progress=False)
+    assert _counter == []
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(sweep.CacheDirError, match=f"cannot create .*{blocker / 'cache'}"):
+        run_sweep(counted, grid(a=[1, 2]), cache_dir=blocker / "cache", progress=False)
+    assert _counter == []
+
+
+_TRIAL_SOURCE = """
+OFFSET = {offset}
+
+
+def helper(a):
+    return a + OFFSET
+
+
+def trial(point):
+    return {{"value": {body}}}
+"""
+
+
+@sources_must_not_change
+def test_editing_an_outside_sweep_function_invalidates_its_cache(tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # no stale .pyc within one second
+    modules = tmp_path / "mods"
+    modules.mkdir()
+    source = modules / "edited_trial_module.py"
+    monkeypatch.syspath_prepend(str(modules))
+    monkeypatch.delitem(sys.modules, "edited_trial_module", raising=False)
+
+    def write_and_load(offset, body):
+        source.write_text(_TRIAL_SOURCE.format(offset=offset, body=body))
+        importlib.invalidate_caches()
+        if "edited_trial_module" in sys.modules:
+            return importlib.reload(sys.modules["edited_trial_module"]).trial
+        return importlib.import_module("edited_trial_module").trial
+
+    cache, points = tmp_path / "cache", grid(a=[1, 2])
+    trial = write_and_load(0, "10 * point['a']")
+    assert run_sweep(trial, points, cache_dir=cache, progress=False) == [
+        {"value": 10},
+        {"value": 20},
+    ]
+    assert run_sweep(trial, points, cache_dir=cache, progress=False) == [
+        {"value": 10},
+        {"value": 20},
+    ]
+    key_before = cache_key(trial, points[0])
+    # The body changes: the old entries must not be returned.
+    trial = write_and_load(0, "100 * point['a']")
+    assert cache_key(trial, points[0]) != key_before
+    assert run_sweep(trial, points, cache_dir=cache, progress=False) == [
+        {"value": 100},
+        {"value": 200},
+    ]
+    # Only a helper of the same file changes: still invalidated.
+    trial = write_and_load(0, "helper(point['a'])")
+    assert run_sweep(trial, points, cache_dir=cache, progress=False) == [{"value": 1}, {"value": 2}]
+    trial = write_and_load(5, "helper(point['a'])")
+    assert run_sweep(trial, points, cache_dir=cache, progress=False) == [{"value": 6}, {"value": 7}]
+    # asbbook's own functions are covered by the code version alone.
+    assert sweep.function_source_hash(sweep.grid) == ""
+
+
+@pytest.mark.timeout(90)
+@sources_must_not_change
+def test_sigkill_of_a_process_sweep_leaves_no_process_behind(tmp_path):
+    import psutil
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = dict(os.environ, SWEEP_MARKER_DIR=str(marks), SWEEP_DELAY="60")
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER_SCRIPT), str(tmp_path / "c"), str(tmp_path / "o"), "6"]
+        + ["processes", "2"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(marks.glob("*.start"))) < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.1)
+    assert len(list(marks.glob("*.start"))) == 2, "the two workers did not start"
+    children = psutil.Process(proc.pid).children(recursive=True)
+    worker_pids = {pid for _, pid in markers(marks)}
+    assert worker_pids <= {c.pid for c in children}
+    assert len(children) >= 3  # two workers and the resource tracker
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    leftovers = [(p.pid, " ".join(p.cmdline())[:80]) for p in alive if p.is_running()]
+    for p in alive:  # do not leave them behind even when the test fails
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    assert leftovers == [], f"processes outlived the killed sweep by 5 s: {leftovers}"
+
+
+# ------------------------------------------------------------------ Dask failures (item 4)
+
+_SCHEDULER_SCRIPT = """
+import asyncio
+from distributed import Scheduler
+
+async def main():
+    async with Scheduler(host="127.0.0.1", port=0, dashboard_address="127.0.0.1:0") as s:
+        print(s.address, s.services["dashboard"].port, flush=True)
+        await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture(scope="module")
+def bare_scheduler(tmp_path_factory):
+    """A Dask scheduler with no workers, on loopback, in a process that can import asbbook but
+    not this test directory (so not ``sweep_worker``). Yields (scheduler address, dashboard port)."""
+    cwd = tmp_path_factory.mktemp("scheduler")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SCHEDULER_SCRIPT],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        address, dashboard = proc.stdout.readline().split()
+        yield address, int(dashboard)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dask_sweep(tmp_path, fn=slow_point, **kwargs):
+    return run_sweep(
+        fn, grid(i=[0, 1]), cache_dir=tmp_path, executor="dask", progress=False, **kwargs
+    )
+
+
+@pytest.mark.timeout(20)
+def test_a_refused_scheduler_port_fails_at_once_with_the_address(tmp_path):
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    start = time.monotonic()
+    with pytest.raises(sweep.SchedulerError, match=f"no Dask scheduler at {address}.*refused"):
+        _dask_sweep(tmp_path, scheduler=address)
+    assert time.monotonic() - start < 3
+    with pytest.raises(sweep.SchedulerError, match="not a scheduler address"):
+        _dask_sweep(tmp_path, scheduler=f"http://127.0.0.1:{_free_port()}")
+    assert entries(tmp_path) == []
+
+
+@pytest.mark.timeout(20)
+def test_the_dashboard_port_is_refused_quickly_and_clearly(tmp_path, bare_scheduler):
+    _, dashboard = bare_scheduler
+    start = time.monotonic()
+    with pytest.raises(sweep.SchedulerError, match="answers HTTP.*dashboard.*8786"):
+        _dask_sweep(tmp_path, scheduler=f"tcp://127.0.0.1:{dashboard}")
+    assert time.monotonic() - start < 5
+
+
+@pytest.mark.timeout(20)
+def test_a_scheduler_without_workers_fails_after_the_no_workers_timeout(
+    tmp_path, bare_scheduler, monkeypatch
+):
+    address, _ = bare_scheduler
+    # Any asbbook function will do: it is never called, and the scheduler can import it.
+    fn = sweep.progress_disabled
+    start = time.monotonic()
+    with pytest.raises(sweep.SchedulerError, match=f"{address} has no workers after 1 s.*worker"):
+        _dask_sweep(tmp_path, fn=fn, scheduler=address, no_workers_timeout=1)
+    assert 1 <= time.monotonic() - start < 8
+    monkeypatch.setenv(sweep.NO_WORKERS_TIMEOUT_ENV, "2")
+    start = time.monotonic()
+    with pytest.raises(sweep.SchedulerError, match="no workers after 2 s"):
+        _dask_sweep(tmp_path, fn=fn, scheduler=address)
+    assert 2 <= time.monotonic() - start < 9
+
+
+@pytest.mark.timeout(20)
+def test_a_scheduler_that_cannot_import_the_function_says_so(tmp_path, bare_scheduler):
+    address, _ = bare_scheduler
+    with pytest.raises(sweep.SchedulerError) as info:
+        _dask_sweep(tmp_path, scheduler=address, no_workers_timeout=1)
+    message = str(info.value)
+    assert f"{address} cannot import sweep_worker:slow_point" in message
+    assert "No module named 'sweep_worker'" in message and "install" in message
+    assert "different environments" not in message
+
+
+def test_dask_timeouts_default_to_10_s_and_are_configurable(monkeypatch):
+    from asbbook.sweep.executors import dask_timeout
+
+    env = sweep.CONNECT_TIMEOUT_ENV
+    monkeypatch.delenv(env, raising=False)
+    assert dask_timeout(None, env, "connect_timeout") == 10.0
+    monkeypatch.setenv(env, "2.5")
+    assert dask_timeout(None, env, "connect_timeout") == 2.5
+    assert dask_timeout(4, env, "connect_timeout") == 4.0  # the argument wins
+    monkeypatch.setenv(env, "soon")
+    with pytest.raises(ValueError, match=f"\\${env} must be a number"):
+        dask_timeout(None, env, "connect_timeout")
+    for bad in (0, -1, float("inf"), True, "3"):
+        with pytest.raises(ValueError, match="connect_timeout"):
+            dask_timeout(bad, env, "connect_timeout")

@@ -1,77 +1,21 @@
-"""Chapter 6: the dynamics of adaptive-symmetry breaking, above and below the transition N*.
+"""Chapter 6's training runs: locating N*, the widths near it, and the recorded order parameters.
 
-The chapter trains deep ReLU nets on random labels (the setting of Chapter 5: Gaussian inputs,
-hinge loss, Adam) just below and just above the transition ``N*`` of the fraction of runs that
-reach zero hinge loss, and follows the order parameters of Chapters 3 and 4 over training time.
-This module holds
-
-* the chapter's sweep (:func:`chapter_sweeps`): Chapter 5's cell
-  (``asbbook.phase.random_label_cell``) over a width ladder at one ``P``, from which the
-  notebook locates ``N*`` and picks one rung below and one above (:func:`choose_rungs`);
-* the recorder of the order parameters (:func:`order_parameter_recorder`) and the training
-  runs at the two rungs, one cached sweep point per replica (:func:`dynamics_cell`,
-  :func:`dynamics_spec`, :func:`collect_dynamics`), built on
-  ``asbbook.ensemble.train_ensemble``, and the step-0 state of many more replicas without
-  training (:func:`initial_state`);
-* the predictions for the symmetric initial state, each with its sympy derivation:
-
-  - **margins at initialisation** (:func:`derive_initial_hinge`,
-    :func:`predict_initial_margins`). The sign flip of the last layer makes ``f`` symmetric about
-    0 and independent of the random labels, so ``P(y f < 1) = P(f < 1)``. Given the scale
-    ``s = Var(f | h^{L-1})``, ``f`` is Gaussian, so the unsatisfied fraction is ``Phi(1/sqrt s)``
-    and the mean hinge loss is ``Phi(1/sqrt s) + sqrt(s) phi(1/sqrt s)``. With Gaussian weights of
-    variance ``sigma^2/n_{l-1}`` the scale is a product of independent factors (Chapter 4; Hanin
-    and Nica 2019): ``s = sigma^{2L} r_0 prod_{l<L} A_l`` with ``r_0 = |x|^2/n_0`` and
-    ``n_l A_l ~ chi^2_K``, ``K ~ Bin(n_l, 1/2)`` (the open gates of layer ``l``);
-  - **gate entropy** of a first-layer unit on ``P`` symmetric inputs: the open count is
-    ``Bin(P, 1/2)``, so ``E H_2 = sum_k Bin(k; P, 1/2) H_2(k/P) = 1 - 1/(2 P ln 2) + O(P^-2)``
-    bits (:func:`expected_gate_entropy_bits`; the expansion is
-    ``asbbook.capacity.derive_gate_entropy_first_layer``);
-  - **gate-label information** of a gate that is independent of the labels: the plug-in mutual
-    information over ``P`` examples is not 0 but ``phi^2 / 2`` nats to leading order (``phi`` the
-    phi coefficient of the 2 x 2 table), and ``E phi^2 = 1/(P-1)`` when the labels are a random
-    permutation, so ``E I = 1/(2 (P-1) ln 2)`` bits (:func:`derive_plugin_information_bias`;
-    the finite-sample bias of Miller 1955 and Panzeri & Treves 1996).
-    :func:`expected_plugin_information_bits` sums the exact expectation.
+See :mod:`asbbook.dynamics` for the chapter's overview.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import sympy as sp
 import torch
-from scipy import special, stats
 
 from asbbook import data, ensemble, nets, order, phase, validation
-from asbbook.stats import binary_entropy_bits
+from asbbook.stats import Estimate, mean_with_stderr
 from asbbook.sweep import SweepSpec
-
-__all__ = [
-    "SWEEP_NAME",
-    "sweep_points",
-    "chapter_sweeps",
-    "choose_rungs",
-    "order_parameter_recorder",
-    "DYNAMICS_SWEEP_NAME",
-    "dynamics_cell",
-    "dynamics_points",
-    "dynamics_spec",
-    "Dynamics",
-    "collect_dynamics",
-    "train_replicas",
-    "unsatisfied_fraction",
-    "initial_state",
-    "derive_initial_hinge",
-    "initial_scale_samples",
-    "predict_initial_margins",
-    "expected_gate_entropy_bits",
-    "derive_plugin_information_bias",
-    "expected_plugin_information_bits",
-]
 
 #: name of the chapter's sweep (its cache lives in ``<cache_dir>/SWEEP_NAME``)
 SWEEP_NAME = "ch6-transition"
@@ -160,6 +104,76 @@ def chapter_sweeps(parameters: Mapping) -> list[SweepSpec]:
     return [SweepSpec(name=SWEEP_NAME, fn=phase.random_label_cell, points=points)]
 
 
+@dataclass(frozen=True)
+class NearWidths:
+    """Equal-width networks placed near the transition, from :func:`near_transition_widths`."""
+
+    widths: tuple[tuple[int, ...], ...]  # (n_0, h, .., h, 1) per network, increasing in N
+    n_params: tuple[int, ...]  # their parameter counts N
+    ratios: tuple[float, ...]  # N / N*
+    factors: tuple[float, ...]  # the requested N / N* each was rounded from
+
+
+def near_transition_widths(n_inputs: int, depth: int, n_star: float, factors) -> NearWidths:
+    """Hidden widths whose parameter counts lie closest to ``factor x N*`` for each factor
+    (``asbbook.phase.hidden_width_for``, rounded to an integer width of at least 1).
+
+    Factors that round to the same width are merged (the first is kept), so fewer networks
+    than factors can come back at small ``P``; the caller decides whether that is enough."""
+    n_star = validation.check_real("n_star", n_star, positive=True)
+    factors = [validation.check_real("factors", f, positive=True) for f in factors]
+    if not factors:
+        raise ValueError("factors must list at least one multiple of N*")
+    chosen: dict[tuple[int, ...], float] = {}
+    for factor in sorted(factors):
+        h = max(1, round(phase.hidden_width_for(n_inputs, depth, factor * n_star)))
+        chosen.setdefault((n_inputs, *(h,) * (depth - 1), 1), factor)
+    widths = tuple(chosen)
+    n_params = tuple(nets.parameter_count(w) for w in widths)
+    return NearWidths(
+        widths=widths,
+        n_params=n_params,
+        ratios=tuple(n / n_star for n in n_params),
+        factors=tuple(chosen.values()),
+    )
+
+
+def success_probability(transition, n_params) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted probability of reaching zero loss at ``N``, with its standard error.
+
+    From the logistic fit of ``asbbook.transitions.transition_point``,
+    ``p(N) = sigmoid((ln N - ln N*) / s)``. Its uncertainty is dominated by that of ``ln N*``
+    near the transition: ``se(p) = p (1 - p) se(ln N*) / s`` (delta method; the uncertainty of
+    the width ``s`` is neglected, which matters only far from ``N*``)."""
+    n = np.asarray(n_params, dtype=np.float64)
+    if n.ndim != 1 or not np.all(np.isfinite(n) & (n > 0)):
+        raise ValueError(f"n_params must be a 1-D array of positive counts, got {n_params!r}")
+    s = float(transition.width)
+    if not (math.isfinite(s) and s > 0):
+        raise ValueError("the transition needs a logistic width (method='logistic')")
+    p = 1 / (1 + np.exp(-(np.log(n) - transition.log_x_star) / s))
+    return p, p * (1 - p) * transition.log_x_star_se / s
+
+
+def late_relative_decrease(loss: np.ndarray, steps: np.ndarray, start: float = 0.75):
+    """The plateau statistic of each run: the relative fall of the loss over the last part of the
+    budget, ``(L(t_start) - L(T)) / L(T)``, with ``t_start`` the first recorded step at or after
+    ``start x T``. A run whose loss would need more than ``(1 - start) / delta`` budgets to reach
+    0 at its late rate has ``delta`` below that; ``nan`` where the run reached ``L(T) = 0``.
+
+    ``loss``: ``(..., T)`` recorded losses at ``steps`` ``(T,)``."""
+    loss = np.asarray(loss, dtype=np.float64)
+    steps = np.asarray(steps)
+    if loss.shape[-1] != steps.shape[0] or steps.size < 2:
+        raise ValueError("loss must have one value per recorded step (at least two steps)")
+    if not 0 < start < 1:
+        raise ValueError(f"start must lie in (0, 1), got {start}")
+    i = int(np.searchsorted(steps, start * steps[-1]))
+    end = loss[..., -1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(end > 0, (loss[..., i] - end) / end, np.nan)
+
+
 def choose_rungs(
     n_params, fraction, n_star: float, *, below_factor: float = 0.75, above_factor: float = 1.5
 ) -> tuple[int, int]:
@@ -245,7 +259,7 @@ def order_parameter_recorder(q_theory) -> ensemble.RecordFn:
 
 
 def _check_shapes(widths) -> tuple[tuple[int, ...], ...]:
-    shapes = tuple(nets.check_widths(tuple(int(n) for n in w)) for w in widths)
+    shapes = tuple(validation.check_widths(w) for w in widths)
     if not shapes:
         raise ValueError("widths must list at least one network shape")
     if len({s[0] for s in shapes}) != 1 or len({len(s) for s in shapes}) != 1:
@@ -281,7 +295,7 @@ def dynamics_cell(point: dict) -> dict:
     P, data_seed = _count("P", point["P"], 2), _count("data_seed", point["data_seed"], 0)
     depth = len(shapes[0]) - 1
     with validation.torch_threads(point.get("torch_threads")):
-        device = ensemble.resolve_device(point.get("device", "cpu"))
+        device = validation.resolve_device(point.get("device", "cpu"))
         X, y = data.gaussian_patterns(P, shapes[0][0], seed=data_seed, device=device)
         q = order.preactivation_variance(float((X * X).mean()), 2.0, depth)
         result = ensemble.train_ensemble(
@@ -308,12 +322,19 @@ def dynamics_cell(point: dict) -> dict:
     }
 
 
+def replica_data_seed(seed: int, replica: int) -> int:
+    """The data seed of the trained replica ``replica``:
+    ``derive_seed(seed, purpose="ch6-replica", replica=replica)``. Its datasets are new: none
+    was used by the sweep that located ``N*`` (``asbbook.phase.cell_data_seed``)."""
+    return data.derive_seed(seed, purpose="ch6-replica", replica=replica)
+
+
 def dynamics_points(
     widths: Sequence[Sequence[int]],
     *,
     P: int,
     n_replicas: int,
-    first_data_seed: int,
+    first_replica: int = 0,
     steps: int,
     lr: float,
     record_every: int,
@@ -322,19 +343,21 @@ def dynamics_points(
     device: str = "cpu",
 ) -> list[dict]:
     """The points of :func:`dynamics_cell`: one per replica, data seeds
-    ``first_data_seed, .., first_data_seed + n_replicas - 1``, every replica trained at every
+    :func:`replica_data_seed` of replicas ``first_replica .. first_replica + n_replicas - 1``
+    (under base ``seed``), every replica trained at every
     width of ``widths`` on ``device`` (a string such as ``"cpu"`` or ``"cuda"``). Torch runs
     single-threaded inside a point (``torch_threads = 1``)."""
     if not isinstance(device, str) or device == "auto":
         raise ValueError(f"device must be a resolved device string such as 'cpu', got {device!r}")
     shapes = _check_shapes(widths)
     P, n_replicas = _count("P", P, 2), _count("n_replicas", n_replicas, 2)
-    first = _count("first_data_seed", first_data_seed, 0)
+    first = _count("first_replica", first_replica, 0)
+    seed = validation.check_seed("seed", seed)
     steps, record_every = _count("steps", steps), _count("record_every", record_every)
     return [
         {
             "P": P,
-            "data_seed": first + r,
+            "data_seed": replica_data_seed(seed, first + r),
             "widths": [list(s) for s in shapes],
             "seed": _count("seed", seed, 0),
             "optimizer": optimizer,
@@ -432,14 +455,16 @@ def initial_state(
     widths: Sequence[Sequence[int]],
     *,
     P: int,
-    n_networks: int,
-    first_data_seed: int,
+    n_members: int | None = None,
+    first_replica: int = 0,
     seed: int,
     device: torch.device | str = "cpu",
+    n_networks: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """The step-0 values of :func:`dynamics_cell` for ``n_networks`` replicas, without training.
+    """The step-0 values of :func:`dynamics_cell` for ``n_members`` replicas, without training.
 
-    Replica ``r`` is the dataset of data seed ``d = first_data_seed + r`` and, at every width,
+    Replica ``r`` is the dataset of data seed ``d = replica_data_seed(seed, first_replica + r)``
+    and, at every width,
     the initial network ``MemberSpec(width, replicate=d)`` from base seed ``seed``: exactly the
     step-0 state of the :func:`dynamics_points` replica with the same data seed, computed the same
     way (so the first replicas reproduce the recorded step-0 values bit for bit). Evaluating the
@@ -449,12 +474,20 @@ def initial_state(
     ``y f < 1``) and ``loss`` (the mean hinge loss).
     """
     shapes = _check_shapes(widths)
-    P, n_networks = _count("P", P, 2), _count("n_networks", n_networks, 2)
-    first, seed = _count("first_data_seed", first_data_seed, 0), _count("seed", seed, 0)
-    device = ensemble.resolve_device(device)
+    if n_networks is not None:
+        warnings.warn(
+            "initial_state(n_networks=...) is deprecated; use n_members", DeprecationWarning, 2
+        )
+        n_members = n_networks if n_members is None else n_members
+    if n_members is None:
+        raise TypeError("initial_state() needs n_members")
+    P, n_members = _count("P", P, 2), _count("n_members", n_members, 2)
+    first, seed = _count("first_replica", first_replica, 0), validation.check_seed("seed", seed)
+    device = validation.resolve_device(device)
     depth = len(shapes[0]) - 1
     rows: dict[str, list[list[np.ndarray]]] = {}
-    for d in range(first, first + n_networks):
+    validation.check_memory("n_members", 8.0 * n_members * len(shapes) * P * 4)
+    for d in (replica_data_seed(seed, r) for r in range(first, first + n_members)):
         X, y = data.gaussian_patterns(P, shapes[0][0], seed=d, device=device)
         record = order_parameter_recorder(
             order.preactivation_variance(float((X * X).mean()), 2.0, depth)
@@ -474,230 +507,29 @@ def initial_state(
     return {key: np.asarray(per_width) for key, per_width in rows.items()}
 
 
-# --------------------------------------------------------------------------------------------
-# The symmetric initial state: margins
-# --------------------------------------------------------------------------------------------
+def replica_curves(dynamics: Dynamics) -> list[dict[str, Estimate]]:
+    """Per width, the replica mean and standard error of every recorded series over training:
+    ``[{key: Estimate(mean (T, ...), se (T, ...))}, ...]``, including ``unsatisfied`` (the
+    fraction of margins ``y f < 1``)."""
+    series = dict(dynamics.values)
+    series["unsatisfied"] = unsatisfied_fraction(dynamics)
+    out = []
+    for k in range(len(dynamics.widths)):
+        curves = {}
+        for key, value in series.items():
+            estimate = mean_with_stderr(torch.as_tensor(np.asarray(value[k], dtype=np.float64)))
+            curves[key] = Estimate(estimate.value.numpy(), estimate.stderr.numpy())
+        out.append(curves)
+    return out
 
 
-def derive_initial_hinge() -> dict[str, sp.Basic]:
-    """Unsatisfied fraction and hinge loss of a label-blind symmetric output, derived.
-
-    1. *Symmetric split.* If ``f`` is symmetric about 0 and independent of the label
-       ``y = +-1`` (any label frequencies), ``P(y f < 1) = P(y=1) P(f < 1) + P(y=-1) P(-f < 1)
-       = P(f < 1)`` and ``E max(0, 1 - y f) = E max(0, 1 - f)``.
-    2. *Gaussian output.* For ``f ~ N(0, s)``: ``P(f < 1) = Phi(1/sqrt s)`` and
-       ``E max(0, 1 - f) = int_{-oo}^{1} (1 - f) N(f; 0, s) df = Phi(1/sqrt s) +
-       sqrt(s) phi(1/sqrt s)``, checked by sympy integration and at ``s = 1`` numerically.
-    3. *Limits.* As ``s -> 0`` both tend to 1 (the output is 0, every margin is 0); as
-       ``s -> oo`` the unsatisfied fraction tends to 1/2 and the loss grows like
-       ``sqrt(s / (2 pi))``.
-
-    Returns ``split``, ``unsatisfied`` and ``hinge`` (equations in ``s``) and ``limits``
-    (the ``s -> oo`` unsatisfied fraction and the ``s -> 0`` loss).
-    """
-    f = sp.Symbol("f", real=True)
-    s = sp.Symbol("s", positive=True)
-    density = sp.exp(-(f**2) / (2 * s)) / sp.sqrt(2 * sp.pi * s)
-    Phi = lambda t: (1 + sp.erf(t / sp.sqrt(2))) / 2  # noqa: E731
-    phi = lambda t: sp.exp(-(t**2) / 2) / sp.sqrt(2 * sp.pi)  # noqa: E731
-
-    # 1. symmetric split: P(-f < 1) = P(f > -1) = P(f < 1) for a symmetric density
-    p_neg = sp.integrate(density, (f, -1, sp.oo))
-    p_pos = sp.integrate(density, (f, -sp.oo, 1))
-    assert sp.simplify(p_neg - p_pos) == 0
-    hinge_neg = sp.integrate((1 + f) * density, (f, -1, sp.oo))  # E max(0, 1 + f)
-    hinge_pos = sp.integrate((1 - f) * density, (f, -sp.oo, 1))  # E max(0, 1 - f)
-    assert sp.simplify(hinge_neg - hinge_pos) == 0
-
-    # 2. closed forms
-    unsat = Phi(1 / sp.sqrt(s))
-    hinge = Phi(1 / sp.sqrt(s)) + sp.sqrt(s) * phi(1 / sp.sqrt(s))
-    assert sp.simplify(p_pos - unsat) == 0
-    assert sp.simplify(hinge_pos - hinge) == 0
-    numeric = {s: 1}
-    assert abs(float(hinge.subs(numeric)) - (stats.norm.cdf(1) + stats.norm.pdf(1))) < 1e-12
-    assert abs(float(unsat.subs(numeric)) - stats.norm.cdf(1)) < 1e-12
-
-    # 3. limits
-    assert sp.limit(unsat, s, 0, "+") == 1 and sp.limit(hinge, s, 0, "+") == 1
-    assert sp.limit(unsat, s, sp.oo) == sp.Rational(1, 2)
-    assert sp.limit(hinge / sp.sqrt(s / (2 * sp.pi)), s, sp.oo) == 1
-
-    prob_yf = sp.Symbol(r"P(y f < 1)")
-    prob_f = sp.Symbol(r"P(f < 1)")
-    loss = sp.Symbol(r"\mathbb{E} \max(0, 1 - y f)")
-    return {
-        "split": sp.Eq(prob_yf, prob_f, evaluate=False),
-        "unsatisfied": sp.Eq(prob_f, unsat, evaluate=False),
-        "hinge": sp.Eq(loss, hinge, evaluate=False),
-        "limits": sp.Tuple(sp.limit(unsat, s, sp.oo), sp.limit(hinge, s, 0, "+")),
-    }
-
-
-def initial_scale_samples(
-    widths: Sequence[int],
-    n_samples: int,
-    *,
-    sigma2: float = 2.0,
-    seed: int = 0,
-) -> np.ndarray:
-    """Samples of ``s = Var(f | h^{L-1}) = sigma^{2L} r_0 prod_{l=1}^{L-1} A_l`` over Gaussian
-    inputs ``x ~ N(0, I_{n_0})`` and Gaussian weights of variance ``sigma2 / n_{l-1}``.
-
-    ``r_0 = |x|^2 / n_0 ~ chi^2_{n_0} / n_0``; given the layer below, the pre-activations of
-    layer ``l`` are i.i.d. ``N(0, sigma2 r_{l-1})``, so ``r_l = sigma2 r_{l-1} A_l`` with
-    ``n_l A_l = sum of K_l squared standard normals``, ``K_l ~ Bin(n_l, 1/2)`` the open gates
-    (Chapter 4). ``widths = (n_0, .., n_{L-1}, 1)``. A dead layer (``K_l = 0``) gives ``s = 0``.
-    Seeded numpy draws (``numpy.random.default_rng(seed)``).
-    """
-    widths = nets.check_widths(widths)
-    n_samples = _count("n_samples", n_samples)
-    sigma2 = _positive("sigma2", sigma2)
-    rng = np.random.default_rng(_count("seed", seed, 0))
-    depth = len(widths) - 1
-    s = rng.chisquare(widths[0], n_samples) / widths[0] * sigma2**depth
-    for n in widths[1:-1]:
-        k = rng.binomial(n, 0.5, n_samples)
-        chi2 = np.zeros(n_samples)
-        alive = k > 0
-        chi2[alive] = rng.chisquare(k[alive])
-        s *= chi2 / n
-    return s
-
-
-def predict_initial_margins(
-    widths: Sequence[int], n_samples: int = 1_000_000, *, sigma2: float = 2.0, seed: int = 0
-) -> dict[str, tuple[float, float]]:
-    """Ensemble means at initialisation of the unsatisfied fraction ``P(y f < 1)`` and of the
-    mean hinge loss, for Gaussian inputs and random labels: ``E Phi(1/sqrt s)`` and
-    ``E[Phi(1/sqrt s) + sqrt(s) phi(1/sqrt s)]`` (:func:`derive_initial_hinge`) over
-    :func:`initial_scale_samples`. Returns ``{"unsatisfied": (mean, mc_se), "hinge": (...)}``,
-    the second entry being the Monte-Carlo standard error of the average over ``s``."""
-    s = initial_scale_samples(widths, n_samples, sigma2=sigma2, seed=seed)
-    with np.errstate(divide="ignore"):
-        t = np.where(s > 0, 1.0 / np.sqrt(np.where(s > 0, s, 1.0)), np.inf)
-    unsat = special.ndtr(t)
-    hinge = unsat + np.where(s > 0, np.sqrt(s) * np.exp(-0.5 * np.minimum(t, 1e3) ** 2), 0.0) / (
-        math.sqrt(2 * math.pi)
-    )
-    k = math.sqrt(s.size)
-    return {
-        "unsatisfied": (float(unsat.mean()), float(unsat.std(ddof=1) / k)),
-        "hinge": (float(hinge.mean()), float(hinge.std(ddof=1) / k)),
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# The symmetric initial state: gates
-# --------------------------------------------------------------------------------------------
-
-
-def expected_gate_entropy_bits(P: int) -> float:
-    """``E H_2(K/P)`` for ``K ~ Bin(P, 1/2)``, exactly (a sum over ``K``): the expected gate
-    entropy in bits of a first-layer unit on ``P`` i.i.d. inputs symmetric about 0 (each input
-    opens the gate with probability 1/2, independently, whatever the unit's weights).
-    ``= 1 - 1/(2 P ln 2) + O(P^-2)`` (``asbbook.capacity.derive_gate_entropy_first_layer``)."""
-    P = _count("P", P)
-    k = np.arange(P + 1)
-    pmf = stats.binom.pmf(k, P, 0.5)
-    return float(pmf @ binary_entropy_bits(torch.as_tensor(k / P)).numpy())
-
-
-def _h2_array(p: np.ndarray) -> np.ndarray:
-    """:func:`asbbook.stats.binary_entropy_bits` on a numpy array."""
-    return binary_entropy_bits(torch.as_tensor(p)).numpy()
-
-
-def expected_plugin_information_bits(P: int) -> float:
-    """Exact expectation of the plug-in mutual information (bits) between a binary gate and a
-    binary label that are independent, each Bernoulli(1/2) on each of ``P`` examples.
-
-    With ``a`` open gates, ``b`` positive labels and ``c`` open gates among the positives
-    (``a, b ~ Bin(P, 1/2)`` independent, ``c`` hypergeometric given ``a, b``),
-    ``I = H_2(a/P) - (b/P) H_2(c/b) - (1 - b/P) H_2((a-c)/(P-b))``, and the expectation is a
-    triple sum. Tables where one label is missing (``b = 0`` or ``P``) carry no information and
-    count as 0. To leading order ``1/(2 (P-1) ln 2)`` (:func:`derive_plugin_information_bias`).
-    """
-    P = _count("P", P, 2)
-    a = np.arange(P + 1)[:, None, None]
-    b = np.arange(P + 1)[None, :, None]
-    c = np.arange(P + 1)[None, None, :]
-    weight = (
-        stats.binom.pmf(a, P, 0.5)
-        * stats.binom.pmf(b, P, 0.5)
-        * stats.hypergeom.pmf(c, P, a, b)  # c open gates among the b positives
-    )
-    valid = (c <= np.minimum(a, b)) & (a - c <= P - b) & (b > 0) & (b < P)
-    bb = np.where(valid, b, 1)
-    rest = np.where(valid, P - b, 1)
-    info = (
-        _h2_array(a / P)
-        - (b / P) * _h2_array(np.where(valid, c / bb, 0.0))
-        - (1 - b / P) * _h2_array(np.where(valid, (a - c) / rest, 0.0))
-    )
-    return float(np.sum(np.where(valid, weight * info, 0.0)))
-
-
-def derive_plugin_information_bias() -> dict[str, sp.Basic]:
-    """The plug-in gate-label information of an independent gate, to leading order in ``1/P``.
-
-    1. *Expansion about independence.* A 2 x 2 table with margins ``alpha = P(g = 1)`` and
-       ``beta = P(y = 1)`` and joint ``P(g = 1, y = 1) = alpha beta + e`` has mutual information
-       ``I = e^2 / (2 alpha (1-alpha) beta (1-beta)) + O(e^3) = phi^2 / 2 + O(e^3)`` nats, with
-       ``phi = e / sqrt(alpha (1-alpha) beta (1-beta))`` the phi coefficient (sympy series).
-    2. *Random labels.* Given the ``a`` open gates and ``b`` positive labels of the ``P``
-       examples, labels independent of the gates are a uniformly random permutation, and the
-       count ``c`` of open gates among the positives is hypergeometric. Writing ``c`` as a sum of
-       ``b`` exchangeable indicators, ``Var c = b q(1-q) + b(b-1) Cov``, ``q = a/P``,
-       ``Cov = q (a-1)/(P-1) - q^2``, which simplifies to ``b (a/P) (1 - a/P) (P-b)/(P-1)``.
-    3. With ``phi = (P c - a b) / sqrt(a (P-a) b (P-b))``, ``E phi^2 = P^2 Var c / (a (P-a) b (P-b))
-       = 1 / (P-1)``, whatever ``a`` and ``b``. Hence ``E I = 1 / (2 (P-1) ln 2)`` bits to
-       leading order: the finite-sample bias of the plug-in estimate (Miller 1955; Panzeri and
-       Treves 1996), ``(2 P ln 2)^{-1}`` bits for ``P >> 1``.
-
-    Returns ``series`` (``I`` to second order in ``e``), ``variance`` (``Var c``), ``phi2``
-    (``E phi^2``) and ``bias`` (``E I`` in bits).
-    """
-    al, be = sp.symbols("alpha beta", positive=True)
-    e = sp.Symbol("e", real=True)
-    cells = {
-        (1, 1): al * be + e,
-        (1, 0): al * (1 - be) - e,
-        (0, 1): (1 - al) * be - e,
-        (0, 0): (1 - al) * (1 - be) + e,
-    }
-    margins = {(1, 1): al * be, (1, 0): al * (1 - be), (0, 1): (1 - al) * be}
-    margins[(0, 0)] = (1 - al) * (1 - be)
-    info = sum(p * sp.log(p / margins[k]) for k, p in cells.items())
-    taylor = [sp.diff(info, e, k).subs(e, 0) / sp.factorial(k) for k in range(4)]
-    leading = e**2 / (2 * al * (1 - al) * be * (1 - be))
-    assert sp.simplify(taylor[0]) == 0 and sp.simplify(taylor[1]) == 0
-    assert sp.simplify(taylor[2] * e**2 - leading) == 0, taylor[2]
-    # the cubic term is really there (the expansion is not exact); it vanishes when either
-    # margin is 1/2 (then I is even in e), as for the balanced gates and labels at init
-    assert taylor[3].subs({al: sp.Rational(1, 3), be: sp.Rational(1, 4)}) != 0
-    assert taylor[3].subs({al: sp.Rational(1, 3), be: sp.Rational(1, 2)}) == 0
-
-    P, a, b = sp.symbols("P a b", positive=True)
-    q = a / P
-    cov = q * (a - 1) / (P - 1) - q**2
-    var_c = b * q * (1 - q) + b * (b - 1) * cov
-    hyper = b * (a / P) * (1 - a / P) * (P - b) / (P - 1)
-    assert sp.simplify(var_c - hyper) == 0
-    phi2 = sp.simplify(P**2 * var_c / (a * (P - a) * b * (P - b)))
-    assert sp.simplify(phi2 - 1 / (P - 1)) == 0
-    # cross-check Var c against sympy.stats for a concrete table
-    import sympy.stats as st
-
-    for P_, a_, b_ in ((10, 4, 3), (12, 6, 5)):
-        H = st.Hypergeometric("H", P_, a_, b_)
-        assert st.variance(H) == hyper.subs({P: P_, a: a_, b: b_})
-    bias = sp.simplify(phi2 / (2 * sp.log(2)))
-    E_ = sp.Function(r"\mathbb{E}")
-    return {
-        "series": sp.Eq(sp.Symbol("I"), leading, evaluate=False),
-        "variance": sp.Eq(sp.Symbol(r"\mathrm{Var}\,c"), sp.factor(hyper), evaluate=False),
-        "phi2": sp.Eq(E_(sp.Symbol(r"\phi") ** 2), phi2, evaluate=False),
-        "bias": sp.Eq(sp.Symbol(r"\mathbb{E}\,\hat I_{\mathrm{bits}}"), bias, evaluate=False),
-        "P": P,
-    }
+def half_time(curve, steps) -> int:
+    """The first recorded step at which ``curve`` has covered half of its total change
+    ``curve[-1] - curve[0]`` (in the direction of that change)."""
+    curve = np.asarray(curve, dtype=np.float64)
+    steps = np.asarray(steps)
+    if curve.ndim != 1 or curve.shape != steps.shape or curve.size < 2:
+        raise ValueError("curve and steps must be 1-D arrays of one length >= 2")
+    change = curve[-1] - curve[0]
+    reached = np.flatnonzero((curve - curve[0]) * np.sign(change) >= abs(change) / 2)
+    return int(steps[reached[0]])

@@ -1,0 +1,240 @@
+"""Closed-form laws of chapter 4: the layer factors of a deep ReLU network at a fixed input.
+
+Conventions (as everywhere in the package): ``widths = (n_0, ..., n_L)``; all ``L`` layers are
+ReLU layers; the weights are i.i.d. with mean 0 and variance ``2 / n_{l-1}``; ``r^l = |h^l|^2 / n_l``
+with ``h^0 = x`` fixed. Then ``ln(r^L / r^0) = sum_l ln F_l`` with layer factors
+``F_l = r^l / r^{l-1}``. For Gaussian weights, ``F_l = (2 / n_l) chi^2_K``, ``K ~ Bin(n_l, 1/2)``
+open gates, independent of the past (Hanin & Nica 2019), so every
+cumulant of ``ln(r^L / r^0)`` is a sum of per-layer cumulants. A layer dies (``K = 0``,
+``F_l = 0``) with probability ``2^{-n_l}``; every log statement is conditional on ``K >= 1``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from scipy import special, stats
+
+from asbbook import validation
+
+#: ``c`` in ``v(n) = Var ln F = 5/n + c/n^2 + O(n^-3)`` for a ReLU layer with Gaussian weights
+FINITE_WIDTH_COEFFICIENT = 37 / 2
+
+#: excess kurtosis ``kappa = E w^4 / (E w^2)^2 - 3`` of the weight distributions of the chapter
+WEIGHT_EXCESS_KURTOSIS = {"gaussian": 0.0, "uniform": -6 / 5, "rademacher": -2.0}
+
+
+def _check_width(n, name: str = "n") -> int:
+    return validation.check_int(name, n, minimum=1)
+
+
+def layer_widths(widths, *, hidden_widths=None, name: str = "widths") -> tuple[int, ...]:
+    """The ReLU layer widths ``(n_1, ..., n_L)`` of ``widths = (n_0, ..., n_L)``.
+
+    ``hidden_widths`` is the deprecated form of the chapter's first edition, which passed
+    ``(n_1, ..., n_L)`` alone; it still works with a ``DeprecationWarning``. A one-element
+    ``widths`` is refused with a message saying how to pass it."""
+    if hidden_widths is not None:
+        if widths is not None:
+            raise ValueError(
+                "pass widths=(n_0, ..., n_L) or the deprecated hidden_widths, not both"
+            )
+        warnings.warn(
+            "hidden_widths=(n_1, ..., n_L) is deprecated: pass widths=(n_0, ..., n_L)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return validation.check_widths((1, *hidden_widths), name="hidden_widths")[1:]
+    if widths is not None and not isinstance(widths, str) and np.size(widths) == 1:
+        raise ValueError(
+            f"{name} must be (n_0, ..., n_L) including the input width n_0, got {widths!r}; "
+            "the old form (n_1, ..., n_L) is passed as hidden_widths="
+        )
+    return validation.check_widths(widths, name=name)[1:]
+
+
+def layer_cv_theory(n):
+    """``CV(r^1) = sqrt(5/n)`` for one ReLU layer of width ``n``: with ``z ~ N(0, q)``,
+    ``E relu^2 = q/2`` and ``Var relu^2 = 5q^2/4`` (Hanin 2018). ``n`` may be a width
+    or an array of widths."""
+    arr = np.asarray(n)
+    if arr.ndim == 0:
+        return math.sqrt(5.0 / _check_width(n))
+    if arr.dtype.kind not in "iu" or np.any(arr < 1):
+        raise ValueError(f"n must hold positive integer widths, got {n!r}")
+    return np.sqrt(5.0 / arr)
+
+
+def _open_gate_law(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The support ``k`` and ``P(K = k | K >= 1)`` for ``K ~ Bin(n, 1/2)``: all ``k = 1..n``
+    within 20 standard deviations of ``n/2`` (the rest has probability below 1e-80)."""
+    half = int(10 * math.sqrt(n)) + 10  # 20 standard deviations sqrt(n)/2
+    lo, hi = max(1, n // 2 - half), min(n, n // 2 + half)
+    validation.check_memory("widths", 8.0 * 8 * (hi - lo + 1))
+    k = np.arange(lo, hi + 1)
+    p = stats.binom.pmf(k, n, 0.5)
+    return k, p / p.sum()
+
+
+def layer_log_cumulants_exact(n: int) -> np.ndarray:
+    """The first four cumulants of ``ln F`` for one Gaussian ReLU layer of width ``n``.
+
+    ``F = (2/n) chi^2_K``; given ``K = k`` the cumulants of ``ln chi^2_k`` are
+    ``psi(k/2) + ln 2`` and ``psi_j(k/2)`` for ``j = 1, 2, 3`` (Mellin transform, see
+    ``derive_exact_layer_log_variance``). The mixture over ``K ~ Bin(n, 1/2)``, ``K >= 1``, is
+    taken through the raw moments."""
+    n = _check_width(n)
+    k, p = _open_gate_law(n)
+    c1 = math.log(2.0 / n) + special.digamma(k / 2) + math.log(2.0)
+    c2, c3, c4 = (special.polygamma(j, k / 2) for j in (1, 2, 3))
+    raw = [
+        c1,
+        c2 + c1**2,
+        c3 + 3 * c2 * c1 + c1**3,
+        c4 + 4 * c3 * c1 + 3 * c2**2 + 6 * c2 * c1**2 + c1**4,
+    ]
+    m1, m2, m3, m4 = (float(p @ r) for r in raw)
+    k2 = m2 - m1**2
+    k3 = m3 - 3 * m2 * m1 + 2 * m1**3
+    k4 = m4 - 4 * m3 * m1 - 3 * m2**2 + 12 * m2 * m1**2 - 6 * m1**4
+    return np.array([m1, k2, k3, k4])
+
+
+def layer_log_mean_exact(n: int) -> float:
+    """``m(n) = E ln F = ln(2/n) + E psi(K/2) + ln 2`` over ``K ~ Bin(n, 1/2)``, ``K >= 1``."""
+    n = _check_width(n)
+    k, p = _open_gate_law(n)
+    return float(math.log(4.0 / n) + p @ special.digamma(k / 2))
+
+
+def layer_log_variance_exact(n: int, *, linear: bool = False) -> float:
+    """``v(n) = Var ln F = E psi_1(K/2) + Var psi(K/2)`` (law of total variance), ``K >= 1``.
+
+    With ``linear`` the layer is read before the ReLU: ``F = chi^2_n / n`` and
+    ``v(n) = psi_1(n/2)``."""
+    n = _check_width(n)
+    if linear:
+        return float(special.polygamma(1, n / 2))
+    k, p = _open_gate_law(n)
+    b = special.digamma(k / 2)
+    return float(p @ special.polygamma(1, k / 2) + p @ (b - p @ b) ** 2)
+
+
+def log_norm_mean_exact(
+    widths, *, sigma2: float = 2.0, last_linear: bool = False, hidden_widths=None
+) -> float:
+    """Hanin-Nica log-mean ``E ln(r^L / r^0) = sum_{l=1}^L m(n_l)``, exact at finite width
+    (Gaussian weights; conditional on no dead layer), with ``m`` from
+    :func:`layer_log_mean_exact`. Leading order ``-(5/2) sum_l 1/n_l``: the mean of
+    ``r^L / r^0`` is 1, so its log sits half a variance below 0 (Hanin & Nica 2019).
+
+    With weight variance ``sigma2 / n_{l-1}`` every factor is multiplied by ``sigma2 / 2``; with
+    ``last_linear`` layer ``L`` is read before the ReLU, ``F_L = sigma2 chi^2_{n_L} / n_L`` and
+    ``E ln F_L = ln sigma2 + psi(n_L/2) + ln(2/n_L)``."""
+    ns = layer_widths(widths, hidden_widths=hidden_widths)
+    sigma2 = validation.check_real("sigma2", sigma2, positive=True)
+    shift = math.log(sigma2 / 2)
+    total = sum(layer_log_mean_exact(n) + shift for n in ns[:-1])
+    n = ns[-1]
+    if last_linear:
+        return float(total + math.log(sigma2) + special.digamma(n / 2) + math.log(2.0 / n))
+    return float(total + layer_log_mean_exact(n) + shift)
+
+
+def log_norm_variance_exact(widths=None, *, last_linear: bool = False, hidden_widths=None) -> float:
+    """``Var ln(r^L / r^0) = sum_{l=1}^L v(n_l)``, exact at finite width (Gaussian weights,
+    conditional on no dead layer). ``last_linear`` reads layer ``L`` before the ReLU."""
+    ns = layer_widths(widths, hidden_widths=hidden_widths)
+    total = sum(layer_log_variance_exact(n) for n in ns[:-1])
+    return float(total + layer_log_variance_exact(ns[-1], linear=last_linear))
+
+
+def log_norm_variance_theory(widths=None, *, last_linear: bool = False, hidden_widths=None):
+    """Leading order ``Var ln(r^L / r^0) = 5 sum_{l=1}^L 1/n_l`` (Hanin 2018; Hanin & Nica 2019);
+    ``last_linear`` replaces the last ``5/n_L`` by ``2/n_L``."""
+    ns = layer_widths(widths, hidden_widths=hidden_widths)
+    total = sum(5.0 / n for n in ns)
+    return float(total - 3.0 / ns[-1] if last_linear else total)
+
+
+def log_norm_cumulants_exact(widths) -> np.ndarray:
+    """Mean, variance, third and fourth cumulants of ``ln(r^L / r^0)``: sums over the
+    independent layers of :func:`layer_log_cumulants_exact`."""
+    return np.sum([layer_log_cumulants_exact(n) for n in layer_widths(widths)], axis=0)
+
+
+def log_norm_shape_exact(widths) -> tuple[float, float]:
+    """Exact skewness ``k3 / k2^(3/2)`` and excess kurtosis ``k4 / k2^2`` of ``ln(r^L / r^0)``.
+    Both vanish like ``1/sqrt(L n)`` and ``1/(L n)``: the log-norm is Gaussian to leading order
+    (Hanin & Nica 2019)."""
+    _, k2, k3, k4 = log_norm_cumulants_exact(widths)
+    return float(k3 / k2**1.5), float(k4 / k2**2)
+
+
+def fourth_moment_ratio(x) -> float:
+    """``s(x) = sum_j x_j^4 / (sum_j x_j^2)^2``: how unevenly ``x`` spreads its norm (``1/n`` for
+    a flat vector, 1 for a one-hot vector). For ``z = w . x`` with i.i.d. weights of excess
+    kurtosis ``kappa``: ``E z^4 / (E z^2)^2 = 3 + kappa s(x)``."""
+    x = np.asarray(validation.as_float_tensor("x", x, ndim=1), dtype=np.float64)
+    norm2 = float(np.sum(x**2))
+    if norm2 == 0:
+        raise ValueError("x must not be the zero vector")
+    return float(np.sum(x**4) / norm2**2)
+
+
+def log_norm_variance_expansion(
+    widths, weight_excess_kurtosis: float = 0.0, *, input_ratio: float | None = None
+) -> float:
+    """``Var ln(r^L / r^0)`` to order ``1/n^2`` for i.i.d. weights of excess kurtosis ``kappa``:
+
+        sum_{l=1}^L [ 5/n_l + (37/2)/n_l^2 + 2 kappa s_{l-1} / n_l ],
+
+    with ``s_0 = s(x)`` (:func:`fourth_moment_ratio`) and ``s_{l-1} = 6 / n_{l-1}`` for a ReLU
+    layer below (``E relu^4 / (E relu^2)^2 = 6``). Per layer, given ``h^{l-1}``,
+    ``E z^4 / (E z^2)^2 = 3 + kappa s_{l-1}`` and the squared coefficient of variation of
+    ``relu(z)^2`` is ``2 E z^4 / (E z^2)^2 - 1 = 5 + 2 kappa s_{l-1}`` (the book's derivation,
+    ``derive_kurtosis_correction``; kappa = 0 is the Gaussian law of Hanin & Nica 2019).
+    ``input_ratio`` is ``s(x)``; without it ``3 / (n_0 + 2)``, the mean of ``s`` over Gaussian
+    inputs, is used."""
+    full = validation.check_widths(widths)
+    kappa = validation.check_real("weight_excess_kurtosis", weight_excess_kurtosis)
+    if kappa < -2:
+        raise ValueError(f"weight_excess_kurtosis must be >= -2 (Rademacher), got {kappa}")
+    if input_ratio is None:
+        s0 = 3.0 / (full[0] + 2)
+    else:
+        s0 = validation.check_real("input_ratio", input_ratio, positive=True, maximum=1.0)
+    ratios = [s0] + [6.0 / n for n in full[1:-1]]
+    return float(
+        sum(
+            5.0 / n + FINITE_WIDTH_COEFFICIENT / n**2 + 2 * kappa * s / n
+            for n, s in zip(full[1:], ratios, strict=True)
+        )
+    )
+
+
+def correlation_map(rho):
+    """The ReLU correlation map, the normalised arc-cosine kernel of degree 1 (Cho & Saul 2009;
+    Poole et al. 2016): ``f(rho) = [sqrt(1 - rho^2) + (pi - arccos rho) rho] / pi``.
+
+    For two inputs whose pre-activations are jointly Gaussian with correlation ``rho``, the
+    cosine of the next layer's activations is ``f(rho)`` (infinite width). ``f(1) = 1`` and
+    ``f'(1) = 1``: the fixed point rho = 1 is marginally stable."""
+    r = np.clip(np.asarray(rho, dtype=np.float64), -1.0, 1.0)
+    out = (np.sqrt(1 - r**2) + (np.pi - np.arccos(r)) * r) / np.pi
+    return float(out) if out.ndim == 0 else out
+
+
+def correlation_map_iterates(rho0: float, depth: int) -> np.ndarray:
+    """``rho^l = f^l(rho0)`` for ``l = 0..depth`` (``f`` = :func:`correlation_map`)."""
+    rho = validation.check_real("rho0", rho0)
+    if not -1 <= rho <= 1:
+        raise ValueError(f"rho0 must lie in [-1, 1], got {rho}")
+    depth = validation.check_int("depth", depth, minimum=0)
+    validation.check_memory("depth", 8.0 * (depth + 1))
+    out = [rho]
+    for _ in range(depth):
+        out.append(correlation_map(out[-1]))
+    return np.array(out)
