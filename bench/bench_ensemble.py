@@ -1,211 +1,355 @@
-"""Benchmark of the batched ensemble engine (``asbbook.ensemble``): three figures in one run.
+"""Benchmark of the batched ensemble engine (``asbbook.ensemble``) against its real peers.
 
-1. Batched engine vs a plain per-network training loop (``torch.nn`` module + autograd + SGD),
-   on the same work: K = 256 one-hidden-layer nets, hidden widths 8, 16, ..., 64 (32 each),
-   P = 300 examples in R^64, hinge loss, the same number of full-batch GD steps.
-2. Achieved GFLOP/s of a large ensemble training step (matmul FLOPs of forward + backward,
-   counted by ``ensemble.flops_per_step``) against ``torch.matmul`` on square matrices.
-3. Time per step against K and against the hidden width.
+1. The engine vs PyTorch's own ensembling recipe (``torch.func.stack_module_state`` +
+   ``vmap(grad(functional_call))``, updates by ``torch._foreach_add_`` or ``torch.optim.Adam``)
+   and vs a per-network loop (``torch.nn`` + autograd + ``torch.optim``): the same bias-free
+   ReLU MLPs, the same initial weights (``ensemble.member_weights``), hinge loss, the same
+   full-batch steps. The final losses of all three are asserted to agree (float32 tolerance).
+   Timed in interleaved rounds (recipe, engine, loop, recipe, engine, ...) at 1 and 2 threads;
+   the ratios are per round, reported as min and median. Peak memory: ``VmHWM`` of a fresh
+   subprocess per (implementation, workload), minus its value after imports and data (on CUDA:
+   ``torch.cuda.max_memory_allocated``).
+2. GFLOP/s of a large ensemble step against ``torch.matmul`` on square matrices (interleaved).
+3. A Chapter-5 cell (random labels, the 10-rung width ladder, 3 datasets x 3 initialisations,
+   Adam, 3000-step budget): the previous engine (loaded from git) against this one, with the
+   opt-in levers (one call for the 3 datasets; ``pad_to``).
+4. The perceptron step of ``capacity.perceptron_hinge_training`` (elementwise product and sum)
+   against ``ensemble.batched_perceptron_hinge_step`` (``bmm``).
 
-Everything is float32. The machine may be shared, so every figure is a ratio of timings taken
-in the same process, each the best of several runs, and each is taken with torch's default
-thread count and with one thread. Run from the repository root:
+Run from the repository root (figures written into bench/README.md between the ENSEMBLE
+markers; ``--no-write`` to skip):
 
     .venv/bin/python bench/bench_ensemble.py
-
-It prints a Markdown report and writes it to ``bench/README.md`` (``--no-write`` to skip).
+    .venv/bin/python bench/bench_ensemble.py --device cuda      # same tables on a GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import importlib.util
+import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from torch.func import functional_call, grad, stack_module_state, vmap
 
 from asbbook import ensemble as E
 from asbbook.data import gaussian_patterns
 
 COMMAND = ".venv/bin/python bench/bench_ensemble.py"
 DTYPE = torch.float32
-DEFAULT_THREADS = torch.get_num_threads()
+PREVIOUS = "5073759"  # the commit whose engine figure 3 compares against
+LOSS_ATOL64 = 1e-9  # final float64 losses, engine vs recipe (losses ~0.1-1)
+LOSS_ATOL32 = 1e-3  # float32: a margin within rounding of the hinge kink may flip (see README)
+LR = {"gd": 0.05, "adam": 0.01}
+
+WORKLOADS = {
+    "narrow-8": dict(widths=(64, 8, 1), K=256, P=300, steps=30, optimizer="gd"),
+    "narrow-32": dict(widths=(64, 32, 1), K=256, P=300, steps=30, optimizer="gd"),
+    "narrow-32-adam": dict(widths=(64, 32, 1), K=256, P=300, steps=30, optimizer="adam"),
+    "n64-K64": dict(widths=(64, 64, 1), K=64, P=300, steps=30, optimizer="gd"),
+    "n128-depth2": dict(widths=(64, 128, 128, 1), K=64, P=300, steps=10, optimizer="gd"),
+}
+LOOP_ON = ("narrow-32", "n128-depth2")  # workloads that also run the per-network loop
 
 
-@contextmanager
-def threads(n: int | None):
-    """Run with ``n`` intra-op threads (``None``: torch's default), then restore."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n or DEFAULT_THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Smallest wall-clock time of ``repeats`` calls (the least disturbed by other load)."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def train(specs, X, y, steps: int):
-    """The engine on the benchmark's work: hinge loss, GD, members never stop
-    (``stop_at_zero_hinge`` off), so every step does the full work."""
-    return E.train_ensemble(
-        specs, X, y, lr=0.05, steps=steps, stop_at_zero_hinge=False, dtype=DTYPE
-    )
-
-
-def step_time(specs, X, y, n_steps: int) -> float:
-    """Least-disturbed wall time of one engine step: ``n_steps`` consecutive steps of one shape
-    group through the engine's own per-group step (``ensemble._advance``: forward pass, loss,
-    stopping checks, fused backward pass and GD update), each timed, the minimum kept."""
-    (group,) = E._make_groups(tuple(specs), 0, DTYPE, X.device, "gd")
-    config = dict(loss="hinge", lr=0.05, steps=n_steps + 1, betas=(0.9, 0.999), eps=1e-8)
-    config.update(dtype=DTYPE, stop=False)
-    outcome = E._Outcome(tuple(specs))
-    times = []
-    for t in range(n_steps):
-        start = time.perf_counter()
-        E._advance(group, X, y, t, config=config, outcome=outcome, recorder=None)
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def matmul_gflops(n: int, repeats: int) -> float:
-    a, b = torch.randn(n, n, dtype=DTYPE), torch.randn(n, n, dtype=DTYPE)
-    return 2 * n**3 / best_time(lambda: a @ b, repeats) / 1e9
-
-
-def matmul_peak(repeats: int) -> tuple[float, int]:
-    """Best GFLOP/s of ``torch.matmul`` on square float32 matrices of size 1024 or 2048."""
-    rates = {n: matmul_gflops(n, repeats) for n in (1024, 2048)}
-    n = max(rates, key=rates.get)
-    return rates[n], n
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 # ---------------------------------------------------------------------------------------------
-# Figure 1: batched engine vs per-network loop
+# The three implementations of one workload; each returns the final per-member hinge losses
 # ---------------------------------------------------------------------------------------------
 
 
-def per_network_loop(specs, X, y, lr: float, steps: int) -> list[float]:
-    """The baseline: each net on its own, as a ``torch.nn`` module trained by autograd and
-    ``torch.optim.SGD``; initial weights from ``ensemble.member_weights``. Returns final losses."""
-    losses = []
-    for spec in specs:
-        w1, w2 = E.member_weights(spec, 0, dtype=DTYPE)
-        model = torch.nn.Sequential(
-            torch.nn.Linear(w1.shape[1], w1.shape[0], bias=False),
-            torch.nn.ReLU(),
-            torch.nn.Linear(w2.shape[1], 1, bias=False),
-        )
+def data(w: dict, device: str, dtype: torch.dtype = DTYPE):
+    return gaussian_patterns(w["P"], w["widths"][0], seed=0, dtype=dtype, device=device)
+
+
+def hinge(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.relu(1 - y * f).mean(dim=-1)
+
+
+def mlp(weights: list[torch.Tensor]) -> torch.nn.Sequential:
+    """A bias-free ReLU MLP holding ``weights``."""
+    layers: list[torch.nn.Module] = []
+    for w in weights:
+        linear = torch.nn.Linear(w.shape[1], w.shape[0], bias=False, device=w.device, dtype=w.dtype)
         with torch.no_grad():
-            model[0].weight.copy_(w1)
-            model[2].weight.copy_(w2)
-        opt = torch.optim.SGD(model.parameters(), lr=lr)
-        for _ in range(steps):
+            linear.weight.copy_(w)
+        layers += [linear, torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers[:-1])
+
+
+def specs(w: dict) -> list[E.MemberSpec]:
+    return E.member_specs(w["widths"], w["K"])
+
+
+def run_engine(w: dict, X, y, device: str) -> torch.Tensor:
+    res = E.train_ensemble(
+        specs(w), X, y, optimizer=w["optimizer"], lr=LR[w["optimizer"]], steps=w["steps"],
+        stop_at_zero_hinge=False, dtype=X.dtype, device=device,
+    )  # fmt: skip
+    sync(device)
+    return torch.as_tensor(res.loss, dtype=X.dtype)
+
+
+def run_recipe(w: dict, X, y, device: str) -> torch.Tensor:
+    """PyTorch's model-ensembling recipe (torch.func tutorial): stacked parameters, one
+    ``vmap(grad(functional_call))`` per step; GD by ``_foreach_add_``, Adam by torch.optim."""
+    models = [mlp(E.member_weights(s, 0, X.dtype, device)) for s in specs(w)]
+    params, _ = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def loss(p, X, y):
+        return hinge(functional_call(base, p, (X,))[:, 0], y)
+
+    grad_fn = vmap(grad(loss), in_dims=(0, None, None))
+    names, lr = list(params), LR[w["optimizer"]]
+    tensors = [params[n].detach().requires_grad_(w["optimizer"] == "adam") for n in names]
+    adam = torch.optim.Adam(tensors, lr=lr) if w["optimizer"] == "adam" else None
+    for _ in range(w["steps"]):
+        grads = grad_fn(dict(zip(names, tensors, strict=True)), X, y)
+        if adam is None:
+            torch._foreach_add_(tensors, [grads[n] for n in names], alpha=-lr)
+        else:
+            for t, n in zip(tensors, names, strict=True):
+                t.grad = grads[n]
+            adam.step()
+    with torch.no_grad():
+        p = dict(zip(names, tensors, strict=True))
+        out = vmap(lambda q: hinge(functional_call(base, q, (X,))[:, 0], y))(p)
+    sync(device)
+    return out.cpu()
+
+
+def run_loop(w: dict, X, y, device: str) -> torch.Tensor:
+    """One ``torch.nn`` module per net, autograd, ``torch.optim.SGD`` or ``Adam``."""
+    losses = []
+    for s in specs(w):
+        model = mlp(E.member_weights(s, 0, X.dtype, device))
+        make = torch.optim.SGD if w["optimizer"] == "gd" else torch.optim.Adam
+        opt = make(model.parameters(), lr=LR[w["optimizer"]])
+        for _ in range(w["steps"]):
             opt.zero_grad()
-            loss = torch.relu(1 - y * model(X)[:, 0]).mean()
-            loss.backward()
+            hinge(model(X)[:, 0], y).backward()
             opt.step()
         with torch.no_grad():
-            losses.append(torch.relu(1 - y * model(X)[:, 0]).mean().item())
-    return losses
+            losses.append(hinge(model(X)[:, 0], y))
+    sync(device)
+    return torch.stack(losses).cpu()
 
 
-def loop_vs_batched(n_threads: int | None, steps: int, repeats: int) -> dict:
-    """Whole runs of the loop and of the engine, each the faster of two."""
-    X, y = gaussian_patterns(300, 64, seed=0, dtype=DTYPE)
-    specs = E.member_specs([(64, n, 1) for n in range(8, 65, 8)], 32)
-    with threads(n_threads):
-        losses, result = [], []
-        t_loop = best_time(lambda: losses.append(per_network_loop(specs, X, y, 0.05, steps)), 2)
-        t_batched = best_time(lambda: result.append(train(specs, X, y, steps)), 2)
-        peak, _ = matmul_peak(repeats)
-    gap = (torch.tensor(losses[-1]) - torch.as_tensor(result[-1].loss, dtype=DTYPE)).abs().max()
-    flops = steps * sum(E.flops_per_step(s.widths, X.shape[0]) for s in specs)
+IMPLS = {"recipe": run_recipe, "engine": run_engine, "loop": run_loop}
+
+
+def worker(impl: str, name: str, n_threads: int, device: str) -> dict:
+    """Run one implementation once in THIS (fresh) process and report its peak memory."""
+    torch.set_num_threads(n_threads)
+    w = WORKLOADS[name]
+    X, y = data(w, device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        IMPLS[impl](w, X, y, device)
+        return dict(mbytes=(torch.cuda.max_memory_allocated() - base) / 1e6)
+    before = rss_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
+    IMPLS[impl](w, X, y, device)
+    return dict(mbytes=(rss_kib("VmHWM") - before) / 1e3)
+
+
+def rss_kib(field: str) -> int:
+    """``VmRSS`` (resident now) or ``VmHWM`` (peak since the last reset) in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def peak_memory(impl: str, name: str, device: str) -> float:
+    """MB of peak memory above the process's state after imports and data, in a fresh process."""
+    cmd = [sys.executable, __file__, "--worker", impl, name, "--device", device]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ)
+    return json.loads(out.stdout.strip().splitlines()[-1])["mbytes"]
+
+
+def impls(name: str) -> list[str]:
+    return ["recipe", "engine"] + (["loop"] if name in LOOP_ON else [])
+
+
+def compare(name: str, n_threads: int, rounds: int, device: str) -> dict:
+    """Interleaved rounds of the implementations on one workload; final losses asserted equal."""
+    w = WORKLOADS[name]
+    X, y = data(w, device)
+    names = impls(name)
+    torch.set_num_threads(n_threads)
+    times: dict[str, list[float]] = {i: [] for i in names}
+    losses = {i: IMPLS[i](w, X, y, device) for i in names}  # warm-up, float32 agreement
+    gaps = {i: (losses[i] - losses["recipe"]).abs().max().item() for i in names[1:]}
+    assert max(gaps.values()) <= LOSS_ATOL32, f"{name}: final float32 losses differ, {gaps}"
+    X64, y64 = data(w, device, torch.float64)
+    gap64 = (run_engine(w, X64, y64, device) - run_recipe(w, X64, y64, device)).abs().max().item()
+    assert gap64 <= LOSS_ATOL64, f"{name}: final float64 losses differ by {gap64}"
+    for _ in range(rounds):
+        for i in names:
+            start = time.perf_counter()
+            IMPLS[i](w, X, y, device)
+            times[i].append(time.perf_counter() - start)
+    ratios = {i: [a / b for a, b in zip(times[i], times["engine"], strict=True)] for i in names}
     return dict(
-        threads=DEFAULT_THREADS if n_threads is None else n_threads,
-        K=len(specs),
-        steps=steps,
-        t_loop=t_loop,
-        t_batched=t_batched,
-        speedup=t_loop / t_batched,
-        loss_gap=gap.item(),
-        ceiling=t_loop / (flops / peak / 1e9),
-        engine_fraction=flops / t_batched / 1e9 / peak,
-    )
+        name=name, threads=n_threads, times=times, ratios=ratios, gaps=gaps, gap64=gap64,
+        names=names,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
-# Figure 2: GFLOP/s of a large ensemble step vs square matmul
+# 2: GFLOP/s of a large ensemble step vs square matmul
 # ---------------------------------------------------------------------------------------------
 
 LARGE = dict(widths=(256, 512, 512, 1), K=8, P=512)
 
 
-def throughput(n_threads: int | None, repeats: int) -> dict:
+def throughput(n_threads: int, rounds: int, device: str) -> dict:
+    """Engine steps and square matmuls, interleaved; the fastest of each is kept."""
+    torch.set_num_threads(n_threads)
     widths, K, P = LARGE["widths"], LARGE["K"], LARGE["P"]
-    X, y = gaussian_patterns(P, widths[0], seed=1, dtype=DTYPE)
-    specs = E.member_specs(widths, K)
-    with threads(n_threads):
-        peak_before, n_before = matmul_peak(repeats)
-        seconds = step_time(specs, X, y, n_steps=4 * repeats)
-        peak_after, n_after = matmul_peak(repeats)
-    peak, n_peak = max((peak_before, n_before), (peak_after, n_after))
-    flops = K * E.flops_per_step(widths, P)
-    achieved = flops / seconds / 1e9
-    return dict(
-        threads=DEFAULT_THREADS if n_threads is None else n_threads,
-        gflop_per_step=flops / 1e9,
-        seconds=seconds,
-        achieved=achieved,
-        peak=peak,
-        n_peak=n_peak,
-        fraction=achieved / peak,
+    X, y = gaussian_patterns(P, widths[0], seed=1, dtype=DTYPE, device=device)
+    members = tuple(E.member_specs(widths, K))
+    config = dict(loss="hinge", lr=0.05, steps=10**6, betas=(0.9, 0.999), eps=1e-8)
+    config.update(dtype=DTYPE, stop=False, optimizer="gd", pad_to=None)
+    (group,) = E._make_groups(members, 0, config, X, y, None)
+    outcome = E._Outcome(members)
+    a = torch.randn(2048, 2048, dtype=DTYPE, device=device)
+    step, square = [], []
+    for t in range(4 * rounds):
+        sync(device)
+        start = time.perf_counter()
+        E._advance(group, t, config=config, outcome=outcome, recorder=None)
+        sync(device)
+        step.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        a @ a
+        sync(device)
+        square.append(time.perf_counter() - start)
+    achieved = K * E.flops_per_step(widths, P) / min(step) / 1e9
+    peak = 2 * 2048**3 / min(square) / 1e9
+    return dict(threads=n_threads, seconds=min(step), achieved=achieved, peak=peak)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3: a Chapter-5 cell, previous engine vs this one
+# ---------------------------------------------------------------------------------------------
+
+
+def previous_engine():
+    """``asbbook/ensemble.py`` of commit ``PREVIOUS``, imported under another name."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{PREVIOUS}:asbbook/ensemble.py"],
+        cwd=root, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    path = Path(tempfile.mkdtemp()) / "ensemble_previous.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("ensemble_previous", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["ensemble_previous"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+CELL = dict(P=128, n_inputs=8, n_datasets=3, n_init=3, steps=3000, pad_to=16)
+
+
+def chapter5_cell(rounds: int, device: str) -> dict:
+    from asbbook import phase
+
+    torch.set_num_threads(1)
+    previous, c = previous_engine(), CELL
+    hidden = phase.width_ladder(c["n_inputs"], 2, 0.25 * c["P"], 5 * c["P"], 10)
+    cells = [
+        phase.cell_data(dict(dataset="gaussian", P=c["P"], n_inputs=c["n_inputs"], data_seed=d))
+        for d in range(c["n_datasets"])
+    ]
+    cells = [(X.to(device), y.to(device)) for X, y in cells]
+    shapes = [(c["n_inputs"], *h, 1) for h in hidden]
+    kw = dict(optimizer="adam", lr=0.01, steps=c["steps"], device=device)
+
+    def members(module, d):
+        return [module.MemberSpec(s, d * c["n_init"] + i) for s in shapes for i in range(3)]
+
+    def per_cell(module):
+        return [module.train_ensemble(members(module, d), *cells[d], **kw) for d in range(3)]
+
+    def merged(pad_to):
+        all_members = [m for d in range(c["n_datasets"]) for m in members(E, d)]
+        index = [d for d in range(c["n_datasets"]) for _ in members(E, d)]
+        X, y = torch.stack([X for X, _ in cells]), torch.stack([y for _, y in cells])
+        return [E.train_ensemble(all_members, X, y, datasets=index, pad_to=pad_to, **kw)]
+
+    runs = {
+        "previous": lambda: per_cell(previous),
+        "engine": lambda: per_cell(E),
+        "one call": lambda: merged(None),
+        f"one call, pad_to={c['pad_to']}": lambda: merged(c["pad_to"]),
+    }
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    results = {}
+    for _ in range(rounds):
+        for key, fn in runs.items():
+            start = time.perf_counter()
+            results[key] = fn()
+            times[key].append(time.perf_counter() - start)
+    steps = {k: [int(s) for r in v for s in r.steps] for k, v in results.items()}
+    same = {k: steps[k] == steps["previous"] for k in runs}
+    bitwise = all(
+        torch.equal(a, b)
+        for r_old, r_new in zip(results["previous"], results["engine"], strict=True)
+        for wa, wb in zip(r_old.weights, r_new.weights, strict=True)
+        for a, b in zip(wa, wb, strict=True)
     )
+    return dict(times=times, same_steps=same, bitwise=bitwise, hidden=hidden)
 
 
 # ---------------------------------------------------------------------------------------------
-# Figure 3: scaling with K and with width
+# 4: the perceptron step
 # ---------------------------------------------------------------------------------------------
 
 
-def scaling_row(K: int, hidden: int, repeats: int, X, y) -> dict:
-    specs = E.member_specs((X.shape[1], hidden, 1), K)
-    flops = K * E.flops_per_step((X.shape[1], hidden, 1), X.shape[0])
-    row = dict(K=K, hidden=hidden)
-    for label, n_threads in (("default", None), ("one", 1)):
-        with threads(n_threads):
-            seconds = step_time(specs, X, y, n_steps=5 * repeats)
-        row[f"ms_{label}"] = 1e3 * seconds
-        row[f"gflops_{label}"] = flops / seconds / 1e9
-    return row
+def perceptron(rounds: int, device: str) -> dict:
+    torch.set_num_threads(1)
+    T, P, N, lr = 100, 80, 40, 1.0
+    g = torch.Generator().manual_seed(0)
+    YX = torch.randn(T, P, N, generator=g, dtype=torch.float64).to(device)
+    w = 0.1 * torch.randn(T, N, generator=g, dtype=torch.float64).to(device)
 
+    def elementwise():  # the step of capacity.perceptron_hinge_training
+        margins = (YX * w[:, None, :]).sum(dim=2)
+        active = margins < 1
+        return margins, w + (lr / P) * (active.to(YX.dtype)[:, :, None] * YX).sum(dim=1)
 
-def scaling(repeats: int) -> dict:
-    X, y = gaussian_patterns(300, 64, seed=2, dtype=DTYPE)
-    by_k = [scaling_row(K, 32, repeats, X, y) for K in (1, 4, 16, 64, 256, 1024)]
-    by_width = [scaling_row(16, n, repeats, X, y) for n in (8, 32, 128, 512, 2048)]
-    return dict(by_k=by_k, by_width=by_width)
+    def batched():
+        return E.batched_perceptron_hinge_step(w, YX, lr)
 
-
-def saturation(rows: list[dict]) -> dict:
-    """First row whose single-thread throughput reaches 80% of the table's best: from there on
-    the step time grows in proportion to the work, so batching buys no more speed."""
-    best = max(r["gflops_one"] for r in rows)
-    return next(r for r in rows if r["gflops_one"] >= 0.8 * best)
+    (_, w1), (_, w2) = elementwise(), batched()
+    torch.testing.assert_close(w1, w2, rtol=1e-12, atol=1e-12)
+    times: dict[str, list[float]] = {"elementwise": [], "bmm": []}
+    for _ in range(rounds * 20):
+        for key, fn in (("elementwise", elementwise), ("bmm", batched)):
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[key].append(time.perf_counter() - start)
+    return dict(times=times, T=T, P=P, N=N)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,181 +357,158 @@ def saturation(rows: list[dict]) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def machine() -> str:
+def machine(device: str) -> str:
     cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    gpu = f", GPU {torch.cuda.get_device_name()}" if device == "cuda" else ""
     return (
-        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} "
-        f"(default {DEFAULT_THREADS} intra-op threads), Python {sys.version.split()[0]}"
+        f"{cpu}, {os.cpu_count()} logical CPUs{gpu}, torch {torch.__version__}, "
+        f"Python {sys.version.split()[0]}"
     )
 
 
 def load() -> str:
-    return ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def after(rows: list[dict], sat: dict) -> str:
-    """Per-member times of the rows beyond the saturation point."""
-    later = rows[rows.index(sat) + 1 :]
-    return ", ".join(f"{per_member(r):.0f} us at K = {r['K']}" for r in later) or "no larger K"
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
 
 
-def rebound(rows: list[dict], sat: dict) -> str:
-    """A note when the cost per member rises again at the largest K (if it does)."""
-    last = rows[-1]
-    if per_member(last) < 1.5 * per_member(sat):
-        return ""
-    mbytes = last["K"] * 300 * last["hidden"] * 4 / 1e6
-    return (
-        f"; it even rises again as the activations outgrow the caches (one K x P x n float32 "
-        f"tensor is {mbytes:.0f} MB at K = {last['K']})"
-    )
+def ceiling(r: dict, peaks: dict) -> float:
+    """Recipe time over the time the workload's matmul FLOPs take at the square-matmul peak:
+    the largest speed-up over the recipe that any engine could show."""
+    w = WORKLOADS[r["name"]]
+    flops = w["K"] * w["steps"] * E.flops_per_step(w["widths"], w["P"])
+    return med(r["times"]["recipe"]) / (flops / (peaks[r["threads"]] * 1e9))
 
 
-def per_member(row: dict) -> float:
-    """Microseconds per member-step at one thread."""
-    return 1e3 * row["ms_one"] / row["K"]
-
-
-def threads_label(n: int) -> str:
-    return f"{n} (default)" if n == DEFAULT_THREADS else str(n)
-
-
-def figure1_lines(rows: list[dict]) -> list[str]:
-    r0 = rows[0]
+def table1(rows: list[dict], memory: dict, peaks: dict) -> list[str]:
     lines = [
-        "## 1. Batched engine vs a per-network loop",
-        "",
-        f"K = {r0['K']} nets (64, n, 1) with n = 8, 16, ..., 64 (32 nets each), P = 300 "
-        f"examples, hinge loss, {r0['steps']} full-batch GD steps, whole runs (weights "
-        "drawn, trained, evaluated). Baseline: one `torch.nn` module per net, autograd, "
-        "`torch.optim.SGD`. Each time is the faster of two runs. *Ceiling*: the loop's time "
-        "over the time its matmul FLOPs would take at the square-matmul peak (measured in the "
-        "same row), the largest speed-up any engine could show; *engine % of peak*: the "
-        "engine's matmul FLOP rate over the whole run (set-up included) against that peak. "
-        "The last column compares the final hinge losses of the two (float32).",
-        "",
-        "| threads | per-network loop (s) | batched engine (s) | speed-up | ceiling "
-        "| engine % of peak | max final-loss gap |",
-        "|---|---|---|---|---|---|---|",
+        "| workload | threads | recipe (s) | engine (s) | recipe / engine, min / median "
+        "| ceiling | loop / engine, min / median | final-loss gap vs recipe: engine, loop "
+        "(float32); engine (float64) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        t, q = r["times"], r["ratios"]
+        loop = f"{min(q['loop']):.1f}x / {med(q['loop']):.1f}x" if "loop" in q else "not run"
+        gaps = ", ".join(f"{r['gaps'][i]:.1e}" for i in r["names"][1:])
         lines.append(
-            f"| {threads_label(r['threads'])} | {r['t_loop']:.2f} | {r['t_batched']:.3f} "
-            f"| **{r['speedup']:.1f}x** | {r['ceiling']:.1f}x | {100 * r['engine_fraction']:.0f}% "
-            f"| {r['loss_gap']:.1e} |"
+            f"| {r['name']} | {r['threads']} | {med(t['recipe']):.3f} | {med(t['engine']):.3f} "
+            f"| **{min(q['recipe']):.2f}x** / {med(q['recipe']):.2f}x "
+            f"| {ceiling(r, peaks):.1f}x | {loop} | {gaps}; {r['gap64']:.0e} |"
         )
-    return lines
-
-
-def goal1_text(rows: list[dict]) -> str:
-    missed = [r for r in rows if r["speedup"] < 10]
-    if not missed:
-        return "Goal: at least 10x. Met in both rows."
-    parts = "; ".join(
-        f"with {r['threads']} thread(s) the speed-up is {r['speedup']:.1f}x: the loop already "
-        f"runs at 1/{r['ceiling']:.0f} of the matmul peak, so clearing 10x would need the "
-        f"engine at {1000 / r['ceiling']:.0f}% of peak on these thin layers (n <= 64, one "
-        f"output), and it runs at {100 * r['engine_fraction']:.0f}%"
-        for r in missed
-    )
-    return f"Goal: at least 10x. **Not met in every row**: {parts}."
-
-
-def figure2_lines(rows: list[dict], meta: dict) -> list[str]:
-    w = LARGE
-    lines = [
-        "## 2. Throughput of a large ensemble step",
+    lines += [
         "",
-        f"K = {w['K']} nets {w['widths']}, P = {w['P']}, GD: {rows[0]['gflop_per_step']:.2f} "
-        "GFLOP per step (matmul FLOPs of forward, weight gradients and input gradients, "
-        "`ensemble.flops_per_step`; elementwise work not counted); the fastest of "
-        f"{4 * meta['repeats']} consecutive steps of the engine's own step function. Peak: "
-        "`torch.matmul` on square float32 matrices (best of 1024 and 2048, each the fastest "
-        f"of {meta['repeats']}, measured before and after).",
-        "",
-        "| threads | s / step | ensemble GFLOP/s | matmul GFLOP/s | fraction of peak |",
+        "| workload | recipe peak MB | engine peak MB | engine / recipe | loop peak MB |",
         "|---|---|---|---|---|",
     ]
-    for r in rows:
+    for name in WORKLOADS:
+        m = memory[name]
+        loop = f"{m['loop']:.0f}" if "loop" in m else "not run"
         lines.append(
-            f"| {threads_label(r['threads'])} | {r['seconds']:.3f} | {r['achieved']:.1f} "
-            f"| {r['peak']:.1f} (n = {r['n_peak']}) | **{100 * r['fraction']:.0f}%** |"
+            f"| {name} | {m['recipe']:.0f} | {m['engine']:.0f} "
+            f"| **{m['engine'] / max(m['recipe'], 1e-9):.2f}** | {loop} |"
         )
     return lines
 
 
-def scaling_lines(rows: list[dict]) -> list[str]:
-    lines = [
-        "| K | hidden n | ms / step | us / member-step | ms / step, 1 thread "
-        "| us / member-step, 1 thread | GFLOP/s, 1 thread |",
-        "|---|---|---|---|---|---|---|",
+def workload_lines() -> list[str]:
+    return [
+        f"- `{k}`: K = {w['K']} nets {w['widths']}, P = {w['P']}, {w['steps']} "
+        f"{w['optimizer'].upper()} steps"
+        for k, w in WORKLOADS.items()
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['K']} | {r['hidden']} | {r['ms_default']:.2f} "
-            f"| {1e3 * r['ms_default'] / r['K']:.0f} | {r['ms_one']:.2f} "
-            f"| {1e3 * r['ms_one'] / r['K']:.0f} | {r['gflops_one']:.1f} |"
-        )
-    return lines
 
 
-def report(info: str, f1: list[dict], f2: list[dict], f3: dict, meta: dict) -> str:
-    sat_k, sat_w = saturation(f3["by_k"]), saturation(f3["by_width"])
-    goal2 = min(r["fraction"] for r in f2) >= 0.4
+def report(info, meta, f1, memory, f2, f3, f4) -> str:
+    c = CELL
+    t3, t4 = f3["times"], f4["times"]
     lines = [
         "# Benchmarks",
         "",
         "Generated by `bench/bench_ensemble.py`; do not edit by hand. Reproduce with",
         "",
-        f"    {COMMAND}",
+        f"    {COMMAND}{meta['args']}",
         "",
-        f"Machine: {info}. Load average {meta['load_start']} at the start and "
-        f"{meta['load_end']} at the end (other jobs share the machine); run time "
-        f"{meta['seconds']:.0f} s. Everything is float32, and every time is the best of "
-        "several runs in one process, so compare the ratios, not the absolute times. Each "
-        "figure is measured with torch's default thread count and with one thread: on a "
-        "loaded machine a parallel region waits for its slowest thread, which punishes "
-        "programs made of many small operations (like the per-network loop) far more than "
-        "big ones, so the one-thread rows are the contention-free figures.",
+        f"Machine: {info}; device {meta['device']}. Load average {meta['load_start']} at the "
+        f"start and {meta['load_end']} at the end (other jobs share the 2 cores); run time "
+        f"{meta['seconds']:.0f} s. float32 unless stated. Timings are interleaved rounds in one "
+        "process; compare the ratios (per round, min and median over "
+        f"{meta['rounds']} rounds), not the absolute times.",
         "",
-        *figure1_lines(f1),
+        "## 1. Engine vs the torch.func recipe and a per-network loop",
         "",
-        goal1_text(f1),
+        "The same bias-free ReLU MLPs from the same initial weights (`ensemble.member_weights`), "
+        "hinge loss, full batch, every member trained for every step (`stop_at_zero_hinge` "
+        "off). *Recipe*: `stack_module_state` + `vmap(grad(functional_call))`, GD by "
+        "`torch._foreach_add_`, Adam by `torch.optim.Adam`. *Loop*: one `torch.nn` module per "
+        "net, autograd, `torch.optim`. Whole runs (weights built, trained, final losses "
+        "evaluated). Agreement is asserted on the final per-member losses: in float64 the "
+        f"engine's are within {LOSS_ATOL64:g} of the recipe's; in float32 (the timed runs) "
+        f"engine and loop are within {LOSS_ATOL32:g}, a looser bound because a margin within "
+        "rounding of the hinge kink (y f = 1) takes the other side in one implementation now "
+        "and then, and GD amplifies that. *Ceiling*: the recipe's time over the time the "
+        "workload's matmul FLOPs would take at the square-matmul peak of section 2, the "
+        "largest speed-up any engine could show without skipping work. Workloads:",
         "",
-        *figure2_lines(f2, meta),
+        *workload_lines(),
         "",
-        "Goal: at least 40%. " + ("Met in both rows." if goal2 else "**Not met in every row.**"),
+        *table1(f1, memory, {r["threads"]: r["peak"] for r in f2}),
         "",
-        "## 3. Time per step against K and width",
+        "Memory: in a fresh Python process per (implementation, workload), 1 thread, the peak "
+        "resident set during one run (`VmHWM` of /proc/self/status, reset just before the run "
+        "by writing 5 to /proc/self/clear_refs) minus the resident set after imports and data "
+        "(`VmRSS`); on CUDA `torch.cuda.max_memory_allocated` above the data.",
         "",
-        "Nets (64, n, 1), P = 300, hinge loss, GD, one shape group; the fastest of "
-        f"{5 * meta['repeats']} consecutive engine steps. First n = 32 with growing K:",
+        "## 2. Throughput of a large ensemble step",
         "",
-        *scaling_lines(f3["by_k"]),
+        f"K = {LARGE['K']} nets {LARGE['widths']}, P = {LARGE['P']}, GD, the engine's own step "
+        "(`ensemble._advance`); matmul FLOPs (`ensemble.flops_per_step`). Peak: `torch.matmul` "
+        "of two 2048 x 2048 float32 matrices, timed alternately with the steps; the fastest "
+        "of each is kept.",
         "",
-        "then K = 16 with growing n:",
+        "| threads | s / step | ensemble GFLOP/s | matmul GFLOP/s | fraction of peak |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {r['threads']} | {r['seconds']:.3f} | {r['achieved']:.1f} | {r['peak']:.1f} "
+            f"| **{100 * r['achieved'] / r['peak']:.0f}%** |"
+            for r in f2
+        ],
         "",
-        *scaling_lines(f3["by_width"]),
+        "## 3. A Chapter-5 cell: previous engine vs this one",
         "",
-        f"Where it stops scaling (one thread): the time per member-step falls from "
-        f"{per_member(f3['by_k'][0]):.0f} us at K = {f3['by_k'][0]['K']} to "
-        f"{per_member(sat_k):.0f} us at K = {sat_k['K']}, where the step first reaches 80% of "
-        "the best throughput in the table. Beyond that a bigger batch buys little or nothing "
-        "per member ("
-        + after(f3["by_k"], sat_k)
-        + ")"
-        + rebound(f3["by_k"], sat_k)
-        + ". Against width the throughput first reaches 80% "
-        f"of its best at n = {sat_w['hidden']}; thinner layers make matmuls too small to run "
-        "at full speed. With the default threads on a shared machine, small steps are "
-        "dominated by waiting at parallel-region barriers.",
+        f"Random labels, P = {c['P']}, n_0 = {c['n_inputs']}, hidden widths "
+        f"{[h[0] for h in f3['hidden']]}, {c['n_datasets']} datasets x {c['n_init']} "
+        f"initialisations, Adam (lr 0.01), budget {c['steps']} steps, float64, 1 thread "
+        f"(what `phase.random_label_cell` does, one call per dataset). *Previous*: the "
+        f"engine of commit {PREVIOUS}. *One call*: the three datasets in one `train_ensemble` "
+        "call (`X` of shape (D, P, n_0), `datasets=`); *pad_to*: narrow shapes padded into "
+        "one group. Numbers are bitwise those of the previous engine for *engine* "
+        f"(final weights compared: {f3['bitwise']}) and *one call*; with *pad_to* the "
+        "rounding differs.",
+        "",
+        "| run | time (s), median | speed-up vs previous, min / median | same steps as previous |",
+        "|---|---|---|---|",
+        *[
+            f"| {k} | {med(v):.2f} | **{min(a / b for a, b in zip(t3['previous'], v, strict=True)):.2f}x** / "
+            f"{med([a / b for a, b in zip(t3['previous'], v, strict=True)]):.2f}x | {f3['same_steps'][k]} |"
+            for k, v in t3.items()
+        ],
+        "",
+        "## 4. The perceptron step",
+        "",
+        f"T = {f4['T']} trials, P = {f4['P']}, N = {f4['N']}, float64, 1 thread: the step of "
+        "`capacity.perceptron_hinge_training` (elementwise product and sum) against "
+        "`ensemble.batched_perceptron_hinge_step` (`bmm`); same result to 1e-12. "
+        f"Elementwise {1e6 * med(t4['elementwise']):.0f} us, bmm {1e6 * med(t4['bmm']):.0f} us "
+        "(medians): **"
+        f"{med([a / b for a, b in zip(t4['elementwise'], t4['bmm'], strict=True)]):.1f}x** "
+        "(median of per-round ratios).",
         "",
     ]
     return "\n".join(lines)
@@ -395,22 +516,52 @@ def report(info: str, f1: list[dict], f2: list[dict], f3: dict, meta: dict) -> s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="timings per figure (best kept)")
-    parser.add_argument("--steps", type=int, default=20, help="GD steps in figure 1")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--no-write", action="store_true", help="do not write bench/README.md")
+    parser.add_argument("--worker", nargs=2, metavar=("IMPL", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(*args.worker, 1, args.device)))
+        return 0
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
     start, load_start = time.perf_counter(), load()
-    info = machine()
-    f1 = [loop_vs_batched(n, args.steps, args.repeats) for n in (None, 1)]
-    f2 = [throughput(n, args.repeats) for n in (None, 1)]
-    f3 = scaling(args.repeats)
-    meta = dict(load_start=load_start, load_end=load(), seconds=time.perf_counter() - start)
-    meta["repeats"] = args.repeats
-    text = report(info, f1, f2, f3, meta)
+    threads = [1] if args.device == "cuda" else args.threads
+    f1 = [compare(n, t, args.rounds, args.device) for t in threads for n in WORKLOADS]
+    memory = {n: {i: peak_memory(i, n, args.device) for i in impls(n)} for n in WORKLOADS}
+    f2 = [throughput(t, args.rounds, args.device) for t in threads]
+    f3 = chapter5_cell(max(2, args.rounds // 2), args.device)
+    f4 = perceptron(args.rounds, args.device)
+    extra = "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    meta = dict(
+        load_start=load_start, load_end=load(), seconds=time.perf_counter() - start,
+        rounds=args.rounds, device=args.device, args=extra,
+    )  # fmt: skip
+    text = report(machine(args.device), meta, f1, memory, f2, f3, f4)
     print(text)
-    if not args.no_write:
-        (Path(__file__).resolve().parent / "README.md").write_text(text)
+    if not args.no_write and args.device == "cpu":
+        write_between_markers(Path(__file__).resolve().parent / "README.md", text)
     return 0
+
+
+BEGIN, END = "<!-- ENSEMBLE-BEGIN -->", "<!-- ENSEMBLE-END -->"
+
+
+def write_between_markers(readme: Path, text: str) -> None:
+    """Replace this script's block of ``readme`` (between ``BEGIN`` and ``END``), leaving the
+    rest (e.g. ``bench/calibrate.py``'s block) alone; without markers the block goes first."""
+    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
+    old = readme.read_text() if readme.exists() else ""
+    if BEGIN in old and END in old:
+        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) :]
+    else:
+        calibration = (
+            old[old.index("<!-- CALIBRATION-BEGIN -->") :] if "CALIBRATION-BEGIN" in old else ""
+        )
+        new = block + "\n\n" + calibration
+    readme.write_text(new.rstrip() + "\n")
 
 
 if __name__ == "__main__":

@@ -451,3 +451,109 @@ def test_squared_loss_accepts_real_labels_and_progress_bar(data, capsys):
         [E.MemberSpec((6, 4, 1))], X, 0.5 * y, loss="squared", steps=5, progress=True
     )
     assert res.steps[0] == 5 and "train_ensemble" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Several datasets in one call, padded groups, the perceptron step, CUDA
+# ---------------------------------------------------------------------------------------------
+
+
+def _weights_equal(a, b) -> bool:
+    return all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "lr", "dtype"), [("adam", 0.01, torch.float32), ("gd", 0.3, torch.float64)]
+)
+def test_members_of_several_datasets_train_as_if_alone(optimizer, lr, dtype):
+    """Bitwise: a member trained in one call with members of two other datasets (in its own
+    shape group and in others) ends exactly as when trained alone on its own (P, n_0) data."""
+    datasets = [gaussian_patterns(30, 6, seed=s) for s in (5, 6, 7)]
+    X = torch.stack([x for x, _ in datasets])
+    y = torch.stack([t for _, t in datasets])
+    members = [E.MemberSpec((6, 12, 1), r) for r in range(3)] + [E.MemberSpec((6, 4, 5, 1), 0)]
+    index = [0, 1, 2, 1]
+    kw = dict(optimizer=optimizer, lr=lr, steps=500, dtype=dtype, record_every=100)
+    together = E.train_ensemble(members * 2, X, y, datasets=index + [2, 0, 1, 0], **kw)
+    for k, (m, d) in enumerate(zip(members * 2, index + [2, 0, 1, 0], strict=True)):
+        alone = E.train_ensemble([m], *datasets[d], **kw)
+        assert (alone.steps[0], alone.converged[0]) == (together.steps[k], together.converged[k])
+        assert _weights_equal(alone.weights[0], together.weights[k])
+        np.testing.assert_array_equal(alone.history["loss"][0], together.history["loss"][k])
+    assert len(set(together.steps.tolist())) > 1  # members stopped at different steps
+
+
+def test_padded_members_are_batch_independent_and_close_to_unpadded(data):
+    """With pad_to a member trains in the padded shape: bitwise the same alone or with others
+    (of its padded shape, of other shapes, of other datasets), its weights come back in its own
+    shape, and it follows the unpadded trajectory up to rounding (float64)."""
+    X, y = data
+    small = [E.MemberSpec((6, 3, 1), 0), E.MemberSpec((6, 5, 1), 1), E.MemberSpec((6, 4, 4, 1))]
+    others = [E.MemberSpec((6, 20, 1), 0), E.MemberSpec((6, 8, 8, 1), 2)]
+    kw = dict(optimizer="adam", lr=0.02, steps=400, pad_to=8)
+    together = E.train_ensemble(small + others, X, y, **kw)
+    for k, m in enumerate(small):
+        alone = E.train_ensemble([m], X, y, **kw)
+        assert _weights_equal(alone.weights[0], together.weights[k])
+        assert alone.steps[0] == together.steps[k]
+        assert [tuple(w.shape) for w in alone.weights[0]] == [
+            (b, a) for a, b in zip(m.widths[:-1], m.widths[1:], strict=True)
+        ]
+        plain = E.train_ensemble([m], X, y, **{**kw, "pad_to": None})
+        assert plain.steps[0] == alone.steps[0]
+        for a, b in zip(plain.weights[0], alone.weights[0], strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert E.padded_widths((6, 3, 1), 8) == (6, 8, 1)
+    assert E.padded_widths((6, 3, 9, 1), 8) == (6, 3, 9, 1)
+    assert E.padded_widths((6, 3, 1), None) == (6, 3, 1)
+
+
+def test_multi_dataset_and_padding_input_errors(data):
+    X, y = data
+    member = [E.MemberSpec((6, 4, 1))]
+    with pytest.raises(ValueError, match="datasets needs X"):
+        E.train_ensemble(member, X, y, steps=2, datasets=[0])
+    with pytest.raises(ValueError, match="one dataset index per member"):
+        E.train_ensemble(member, X[None], y[None], steps=2)
+    with pytest.raises(ValueError, match="< 1"):
+        E.train_ensemble(member, X[None], y[None], steps=2, datasets=[1])
+    with pytest.raises(ValueError, match=r"y must have shape \(1, 40\)"):
+        E.train_ensemble(member, X[None], y, steps=2, datasets=[0])
+    with pytest.raises(ValueError, match="pad_to"):
+        E.train_ensemble(member, X, y, steps=2, pad_to=0)
+    with pytest.raises(ValueError, match="record_fn"):
+        E.train_ensemble(member, X, y, steps=2, pad_to=8, record_every=1, record_fn=_q_and_margin)
+
+
+def test_batched_perceptron_hinge_step():
+    """Margins y w.x and the step w + (lr/P) sum_{margin<1} y x, per trial, against a direct
+    computation; a trial's numbers do not depend on the other trials (bitwise)."""
+    g = torch.Generator().manual_seed(1)
+    YX = torch.randn(5, 30, 7, generator=g, dtype=torch.float64)
+    w = 0.3 * torch.randn(5, 7, generator=g, dtype=torch.float64)
+    margins, w_next = E.batched_perceptron_hinge_step(w, YX, 0.5)
+    for t in range(5):
+        m = YX[t] @ w[t]
+        torch.testing.assert_close(margins[t], m, rtol=1e-13, atol=1e-13)
+        expected = w[t] + 0.5 / 30 * YX[t][m < 1].sum(dim=0)
+        torch.testing.assert_close(w_next[t], expected, rtol=1e-13, atol=1e-13)
+        assert 0 < int((m < 1).sum()) < 30  # both kinds of margins occur
+        alone_m, alone_w = E.batched_perceptron_hinge_step(w[t : t + 1], YX[t : t + 1], 0.5)
+        assert torch.equal(alone_m[0], margins[t]) and torch.equal(alone_w[0], w_next[t])
+    fixed = 10 * w / margins.abs().min(dim=1).values[:, None]  # rescaled: no step is taken
+    _, same = E.batched_perceptron_hinge_step(fixed * torch.sign(margins[:, :1]), YX[:, :1], 1.0)
+    assert torch.equal(same, fixed * torch.sign(margins[:, :1]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_training_on_cuda_matches_the_cpu():
+    X, y = gaussian_patterns(40, 6, seed=3)
+    specs = E.member_specs([(6, 12, 1), (6, 5, 5, 1)], 3)
+    kw = dict(optimizer="adam", lr=0.01, steps=300, stop_at_zero_hinge=False)
+    cpu = E.train_ensemble(specs, X, y, **kw)
+    gpu = E.train_ensemble(specs, X, y, device="cuda", **kw)
+    np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-9, atol=1e-12)
+    merged = E.train_ensemble(
+        specs, X[None], y[None], datasets=[0] * 6, pad_to=16, device="cuda", **kw
+    )
+    np.testing.assert_allclose(merged.loss, cpu.loss, rtol=1e-6, atol=1e-9)
