@@ -272,8 +272,8 @@ class TableResult:
 
     @property
     def false_failure_bound(self) -> float:
-        """The probability that a correct theory fails this table: at most ``alpha``
-        (0 for a table of identities only)."""
+        """At most ``alpha``, the probability that a correct theory fails this table (0 for a
+        table of identities only)."""
         return self.alpha if self.rows else 0.0
 
     @property

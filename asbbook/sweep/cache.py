@@ -167,7 +167,7 @@ def function_source_hash(fn: Callable) -> str:
     - otherwise ``"file:" +`` 16 hex digits of the SHA-256 of the whole file defining ``fn``
       (a module such as the README's ``mymodule.trial``), or ``"source:" +`` the hash of
       ``inspect.getsource(fn)`` for a function without a file (a notebook cell), followed by
-      ``"+code:" +`` :func:`loaded_code_hash` of the function as loaded.
+      ``"+code:" +`` ``loaded_code_hash`` of the function as loaded.
 
     The whole file, not only the function's body, so that an edit to a helper or a constant of
     the same module invalidates the cache too; code imported from *other* modules outside

@@ -104,7 +104,6 @@ gate_reservoir_bits = _deprecated(
 )
 
 __all__ = [
-    "Estimate",
     "GradientMap",
     "InformationBias",
     "OrderComparison",

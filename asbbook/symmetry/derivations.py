@@ -430,7 +430,7 @@ def derive_gradient_map(widths: Sequence[int] = (2, 3, 2, 1)) -> GradientMap:
 
     ``delta^l = df/dz^l`` obeys ``delta^{l} = g^l * (W^{l+1})^T delta^{l+1}`` with
     ``delta^L = 1``. Over the initial ensemble, integrating the layers out from the top
-    (:func:`_expect_top_down`, which uses only the row sign-flip symmetry and independence):
+    (``_expect_top_down``, which uses only the row sign-flip symmetry and independence):
     ``N^l = E |delta^l|^2 = prod_{k=l+1}^{L} sigma_k^2/2`` -- the mirror of the forward map,
     preserved across layers iff ``sigma^2 = 2`` -- and, since ``df/dW^l = delta^l (h^{l-1})^T``,
     ``E |df/dW^l|^2 = N^l E|h^{l-1}|^2 = n_{l-1} m prod_{k != l} sigma_k^2/2`` with
