@@ -36,7 +36,8 @@ from asbbook.order import (
     second_moment,
     variance_drift,
 )
-from asbbook.stats import Estimate, binary_entropy_bits, mean_with_stderr
+from asbbook.stats import Estimate as Estimate  # kept for readers; documented in stats
+from asbbook.stats import binary_entropy_bits, mean_with_stderr
 from asbbook.symbolic import symmetric_expectation
 from asbbook.symmetry.derivations import (
     GradientMap,
