@@ -5,7 +5,7 @@ members are grouped by shape, each group's weights are stacked into tensors ``(K
 and every layer is one ``torch.bmm``. Training uses a hand-written backward pass (also ``bmm``),
 checked against autograd in ``tests/test_ensemble.py``.
 
-Notation (BOOK_PLAN, "Notation"): ``z^l = W^l h^{l-1}``, ``h^0 = x``, ``h^l = relu(z^l)``,
+Notation of the book (:mod:`asbbook.nets`): ``z^l = W^l h^{l-1}``, ``h^0 = x``, ``h^l = relu(z^l)``,
 ``f(x) = z^L``. With ``delta^l = dloss/dz^l`` (shape ``(K, P, n_l)``) backpropagation reads
 (Rumelhart, Hinton & Williams 1986)::
 
@@ -14,7 +14,7 @@ Notation (BOOK_PLAN, "Notation"): ``z^l = W^l h^{l-1}``, ``h^0 = x``, ``h^l = re
 
 Losses (mean over the ``P`` examples, per member):
 
-* ``"hinge"``: ``mean_mu max(0, 1 - y_mu f_mu)``, the book's surrogate risk (BOOK_PLAN, Ch. 5),
+* ``"hinge"``: ``mean_mu max(0, 1 - y_mu f_mu)``, the book's surrogate risk (Chapter 5),
   ``dloss/df_mu = -y_mu 1[y_mu f_mu < 1] / P``;
 * ``"squared"``: ``mean_mu (y_mu - f_mu)^2 / 2``, ``dloss/df_mu = (f_mu - y_mu) / P``.
 
@@ -59,7 +59,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from asbbook import nets
+from asbbook import nets, validation
 from asbbook.ensemble.groups import (
     _Evaluation,
     _Group,
@@ -237,35 +237,28 @@ def stacked_weights(
 # ---------------------------------------------------------------------------------------------
 
 
-def resolve_device(device: torch.device | str) -> torch.device:
-    """``"auto"`` means :func:`asbbook.nets.default_device`; anything else goes to ``torch.device``."""
-    return nets.default_device() if device == "auto" else torch.device(device)
+resolve_device = validation.resolve_device  # the one device rule, kept under its old name
 
 
 def _check_int(name: str, value, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return validation.check_int(name, value, minimum=minimum)
 
 
 def _check_positive_float(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
+    return validation.check_real(name, value, positive=True)
 
 
-def _check_choice(name: str, value, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {options}, got {value!r}")
-    return value
+_check_choice = validation.check_choice
+_check_dtype = validation.check_float_dtype
 
 
-def _check_dtype(dtype) -> torch.dtype:
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating torch dtype, got {dtype!r}")
-    return dtype
+def _activation_bytes(members: Sequence[MemberSpec], n_examples: int, dtype) -> float:
+    """Memory of the members' activations ``(K, P, n_l)`` (pre-activations and layer inputs,
+    twice over for the backward pass) plus weights, gradients and Adam's two moments."""
+    size = validation.element_bytes(dtype)
+    units = sum(sum(m.widths) for m in members)
+    params = sum(m.n_params for m in members)
+    return size * (3.0 * n_examples * units + 4.0 * params)
 
 
 def _check_members(members) -> tuple[MemberSpec, ...]:
@@ -279,14 +272,8 @@ def _check_members(members) -> tuple[MemberSpec, ...]:
 
 
 def _check_inputs(X, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    X = torch.as_tensor(X)
-    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(f"X must be a non-empty 2-D array (P, n_0), got shape {tuple(X.shape)}")
-    if not X.dtype.is_floating_point:
-        X = X.to(torch.float64)
-    if not torch.isfinite(X).all():
-        raise ValueError("X contains NaN or inf")
-    return X.to(dtype=dtype, device=device)
+    """``X`` ``(P, n_0)``: real floats without NaN (integer inputs are refused, not truncated)."""
+    return validation.check_inputs(X, dtype=dtype, device=device)
 
 
 def _check_labels(y, n_examples: int, loss: str, dtype, device) -> torch.Tensor:
@@ -336,13 +323,19 @@ def sample_ensemble(
     if (members is None) == (widths is None):
         raise ValueError("pass either members or (widths, n_members), not both")
     if members is None:
-        _check_int("n_members", n_members, minimum=1)
-        members = member_specs(tuple(widths), n_members, sigma2)
+        n_members = _check_int("n_members", n_members, minimum=1)
+        widths = validation.check_widths(widths)
+        n_rows = torch.as_tensor(X).shape[0] if hasattr(X, "shape") else len(X)
+        size = validation.element_bytes(_check_dtype(dtype))
+        validation.check_memory("n_members", size * n_members * n_rows * sum(widths))
+        members = member_specs(widths, n_members, sigma2)
     members = _check_members(members)
     if len({m.widths for m in members}) != 1:
         raise ValueError("sample_ensemble needs members that all share the same widths")
     device, dtype = resolve_device(device), _check_dtype(dtype)
     X = _check_inputs(X, dtype, device)
+    size = validation.element_bytes(dtype)
+    validation.check_memory("n_members", size * len(members) * X.shape[0] * sum(members[0].widths))
     _check_shapes(members, X.shape[1], scalar_output=False)
     chunks = [members[i : i + SAMPLE_CHUNK] for i in range(0, len(members), SAMPLE_CHUNK)]
     parts = [batched_preactivations(stacked_weights(c, seed, dtype, device), X) for c in chunks]
@@ -518,6 +511,7 @@ def _validate_training(
         X = _check_inputs(X, dtype, device)
         y = _check_labels(y, X.shape[0], loss, dtype, device)
     _check_shapes(members, X.shape[-1], scalar_output=True)
+    validation.check_memory("members", _activation_bytes(members, X.shape[-2], dtype))
     return config, members, X, y
 
 
