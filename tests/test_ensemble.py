@@ -420,7 +420,7 @@ def test_bad_training_input_raises(data, change, message):
     )
     X = {"inf": torch.where(X > 1, float("inf"), X)}.get(change.pop("X", None), X)
     kw = dict(members=[E.MemberSpec((6, 4, 1))], steps=3) | change
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, TypeError), match=message):
         E.train_ensemble(kw.pop("members"), X, y, **kw)
 
 
