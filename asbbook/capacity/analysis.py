@@ -98,7 +98,7 @@ class Extrapolation:
     delta_aic: float  # AIC(proportional) - AIC(affine); > 0 favours the affine law
     chosen: str  # "proportional" or "affine": the smaller AIC, decided on the fitted P only
     P_predicted: np.ndarray
-    predicted: np.ndarray  # the chosen law at P_predicted
+    predicted: np.ndarray  # the affine law at P_predicted (unbiased under either law)
     predicted_se: np.ndarray  # its standard error
     measured: np.ndarray  # the measured N* there
     measured_se: np.ndarray
@@ -111,15 +111,19 @@ class Extrapolation:
 
 def extrapolate(P_fit, star_fit, se_fit, P_pred, star_pred, se_pred) -> Extrapolation:
     """Fit ``N*(P)`` at ``P_fit`` through the origin and with an intercept (weighted least
-    squares, ``transitions.fit_transition_line``), choose by AIC ``= chi2 + 2 k``, and predict
-    at ``P_pred``. ``Delta chi2 = chi2_prop - chi2_aff`` is ``chi2(1)`` under the proportional
-    law (nested models)."""
+    squares, ``transitions.fit_transition_line``), say which law AIC ``= chi2 + 2 k`` prefers,
+    and predict at ``P_pred`` with the affine law. ``Delta chi2 = chi2_prop - chi2_aff`` is
+    ``chi2(1)`` under the proportional law (nested models).
+
+    The prediction is always the affine law's: it is unbiased whether or not the intercept
+    vanishes, while predicting with the law AIC selects is biased after selection (a small
+    intercept that AIC drops shifts the extrapolation), which would miscalibrate the test."""
     prop = fit_transition_line(P_fit, star_fit, se_fit, through_origin=True)
     aff = fit_transition_line(P_fit, star_fit, se_fit)
     d_chi2 = prop.chi2 - aff.chi2
     d_aic = d_chi2 - 2.0
     chosen = "affine" if d_aic > 0 else "proportional"
-    line = aff if chosen == "affine" else prop
+    line = aff
     P_pred = np.asarray(P_pred, dtype=np.float64)
     return Extrapolation(
         proportional=prop,
@@ -250,18 +254,22 @@ class MeasureSpread:
 
 
 def measure_transition(column: CellColumn, name: str) -> Transition | None:
-    """The 1/2 crossing along the per-rung mean of measure ``name`` (runs pooled)."""
+    """The 1/2 crossing along the per-rung mean of measure ``name`` (runs pooled), or ``None``
+    when the measure does not resolve the ladder: it must rise strictly with ``N`` from rung to
+    rung (the Jacobian rank, for one, saturates at ``P`` once ``N - n_hidden >= P``, and a
+    flat measure cannot locate a transition)."""
     x = column.measures[name].mean(axis=1)
-    if not (x > 0).all() or len(np.unique(x)) < 2:
+    order = np.argsort(column.n_params, kind="stable")
+    x, fraction = x[order], column.fraction[order]
+    if not (x > 0).all() or not (np.diff(x) > 1e-9 * x[1:]).all():
         return None
-    order = np.argsort(x, kind="stable")
-    return locate(x[order], column.fraction[order], column.n_runs)
+    return locate(x, fraction, column.n_runs)
 
 
 def measure_spreads(columns: dict, names, depths, sizes) -> list[MeasureSpread]:
     """For each measure, the transitions ``x*`` of every ``(depth, P)`` in ``columns`` and their
     spread over depths (``transitions.depth_spread``, delta-method SE), at the ``sizes`` where
-    every depth has a transition; measures that lack one everywhere are left out."""
+    every depth has a transition; a measure that resolves no size gets ``nan`` estimates."""
     from asbbook.transitions import depth_spread
 
     out = []
@@ -274,6 +282,8 @@ def measure_spreads(columns: dict, names, depths, sizes) -> list[MeasureSpread]:
         }
         usable = [P for P in sizes if all(stars.get((d, P)) is not None for d in depths)]
         if not usable:
+            nan = Estimate(math.nan, math.nan)
+            out.append(MeasureSpread(name, nan, nan))
             continue
         value, se = depth_spread(
             {d: [stars[d, P].x_star for P in usable] for d in depths},

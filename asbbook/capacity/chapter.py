@@ -130,6 +130,7 @@ def best_measure(spreads) -> tuple[MeasureSpread | None, Estimate]:
     """The measure with the smallest spread over depths, and its margin over the parameter
     count (``spread(N) - spread(best)``, SE in quadrature: the measures share their runs, so
     this SE ignores a positive correlation and is conservative)."""
+    spreads = [s for s in spreads if math.isfinite(s.spread.value)]
     if not spreads:
         return None, Estimate(math.nan, math.nan)
     best = min(spreads, key=lambda s: s.spread.value)

@@ -64,8 +64,7 @@ def extrapolation(summary, P_fit, P_predict):
                 )
             if ex is None:
                 continue
-            line = ex.affine if ex.chosen == "affine" else ex.proportional
-            theory_line(ax, grid, line.predict(grid), color=f"C{c}", lw=1.0, label=None)
+            theory_line(ax, grid, ex.affine.predict(grid), color=f"C{c}", lw=1.0, label=None)
             measured_points(
                 ax,
                 ex.P_predicted,
@@ -182,6 +181,7 @@ def cusp(column, result, digits_P):
 
 def measures(spreads):
     """Spread of the depths' transitions for each candidate measure of the reservoir."""
+    spreads = [s for s in spreads if np.isfinite(s.spread.value)]
     fig, (ax,) = new_figure(width=5.6, height=3.2)
     names = [s.name.replace("_", " ") for s in spreads]
     values = [100 * np.expm1(s.spread.value) for s in spreads]
