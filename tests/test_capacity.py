@@ -711,7 +711,10 @@ def test_sweep_parameters_normalise_and_reject():
         ({"lr": -0.1}, "'lr'"),
         ({"digits_P": 5000}, "'digits_P'"),
         ({"digits_P": 1700, "digits_test": 500}, "'digits_test'"),
-        ({"steps": 10**6, "runs_per_cell": 1000}, "'steps'"),  # refused before any work
+        (
+            {"steps": 10**6, "runs_per_cell": 1000, "P_predict": [2000]},
+            "'steps'",
+        ),  # refused before any work
         ({"seed": 1.5}, "'seed'"),
     ]
     for change, name in bad:
