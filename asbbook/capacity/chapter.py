@@ -109,7 +109,8 @@ def summarise_jamming(points, results, P_fit, P_predict) -> JammingSummary:
             slowing[loss] = None
     sizes = sorted({k[2] for k in columns})
     linear = {(d, P): c for (loss, d, P), c in columns.items() if loss == "hinge"}
-    spreads = measure_spreads(linear, MEASURES, depths, sizes) if linear else []
+    usable = linear and len(depths) >= 2
+    spreads = measure_spreads(linear, MEASURES, depths, sizes) if usable else []
     finite = [r for r in ratios if math.isfinite(r)]
     return JammingSummary(
         columns=columns,
