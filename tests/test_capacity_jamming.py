@@ -280,3 +280,49 @@ def test_a_saturated_measure_locates_no_transition():
     assert math.isnan(spreads["rank"].spread.value)
     assert spreads["parameters"].spread.value == 0.0  # identical depths collapse perfectly
     assert isinstance(spreads["parameters"].patterns_per_unit, Estimate)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: a named error or a finite result, never a silent NaN
+# ---------------------------------------------------------------------------------------------
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+@hypothesis.settings(max_examples=40, deadline=None)
+@hypothesis.given(
+    P=st.one_of(st.integers(-3, 40), st.floats(allow_nan=True), st.booleans(), st.none()),
+    N=st.one_of(st.integers(-3, 40), st.floats(allow_nan=True), st.booleans()),
+)
+def test_counting_and_training_refuse_bad_sizes_by_name(P, N):
+    from asbbook import capacity
+
+    for call in (
+        lambda: capacity.cover_fraction(P, N),
+        lambda: capacity.perceptron_hinge_training(P, N, 2, max_steps=3),
+    ):
+        try:
+            out = call()
+        except (TypeError, ValueError) as err:
+            assert any(name in str(err) for name in ("P", "N")), err
+            continue
+        value = out if isinstance(out, float) else float(np.nanmax(out.final_loss))
+        assert math.isfinite(value)
+
+
+@hypothesis.settings(max_examples=30, deadline=None)
+@hypothesis.given(
+    lr=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2, 2)),
+    steps=st.one_of(st.integers(-2, 5), st.floats(allow_nan=True)),
+    loss=st.sampled_from(["hinge", "quadratic_hinge", "squared", ""]),
+)
+def test_train_padded_refuses_bad_arguments_by_name(lr, steps, loss):
+    X, y = data.gaussian_patterns(6, 3, seed=0)
+    w = training.padded_initial_weights([(3, 2, 1)], [0], seed=0)
+    try:
+        res = training.train_padded(w, X, y, loss=loss, lr=lr, steps=steps)
+    except (TypeError, ValueError) as err:
+        assert any(name in str(err) for name in ("lr", "steps", "loss")), err
+        return
+    assert np.isfinite(res.loss).all() or res.diverged.any()

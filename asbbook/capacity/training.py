@@ -22,7 +22,7 @@ removes most of the per-step Python and kernel-launch overhead that dominates sm
 
 Optimiser: Adam (Kingma & Ba 2015) in ``torch.optim.Adam``'s form, full batch. A member stops
 at the first step at which every margin is at least 1 (the loss is then exactly 0, for both
-losses), or when its loss is no longer finite (checked every ``FINITE_CHECK_EVERY`` steps).
+losses), or when its loss is no longer finite (``diverged``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import torch
 from asbbook import ensemble, nets, validation
 
 LOSSES = ("hinge", "quadratic_hinge")
-FINITE_CHECK_EVERY = 50  # steps between finiteness checks (amortised; a NaN stops a member)
 
 
 def margin_loss_and_grad(f: torch.Tensor, y: torch.Tensor, loss: str):
@@ -144,17 +143,19 @@ def train_padded(
     for t in range(steps + 1):
         zs, hs = ensemble.batched_forward(weights, X, keep_preactivations=False)
         value, grad_f, unsat = margin_loss_and_grad(zs[-1][..., 0], y, loss)
-        done = unsat == 0
-        bad = ~torch.isfinite(value) if t % FINITE_CHECK_EVERY == 0 or t == steps else None
+        # a NaN output makes every comparison false, so "no margin below 1" alone could
+        # certify a diverged member: zero loss needs a finite loss too (a (K,)-element check)
+        bad = ~torch.isfinite(value)
+        done = (unsat == 0) & ~bad
         if t == steps:
             retire(torch.arange(len(ids), device=dev), t, value, unsat, False, False)
             out_conv[ids[done].cpu().numpy()] = True
             out_div[ids[bad].cpu().numpy()] = True
             break
-        stop = done if bad is None else done | bad
+        stop = done | bad
         if bool(stop.any()):
             retire(done.nonzero()[:, 0], t, value, unsat, True, False)
-            if bad is not None and bool(bad.any()):
+            if bool(bad.any()):
                 retire(bad.nonzero()[:, 0], t, value, unsat, False, True)
             keep = (~stop).nonzero()[:, 0]
             if len(keep) == 0:
