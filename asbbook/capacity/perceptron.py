@@ -79,7 +79,7 @@ def perceptron_hinge_training(
     P, N = _as_count("P", P), _as_count("N", N)
     n_trials = _as_count("n_trials", n_trials)
     max_steps = validation.check_int("max_steps", max_steps, minimum=0)
-    lr = validation.check_real("lr", lr, positive=True)
+    lr = validation.check_real("lr", lr, positive=True, maximum=1e6)  # beyond: overflow
     dtype = validation.check_float_dtype(dtype)
     dev = validation.resolve_device(device)
     validation.check_memory("n_trials", 3.0 * n_trials * P * N * validation.element_bytes(dtype))
@@ -98,7 +98,8 @@ def perceptron_hinge_training(
     for step in range(max_steps + 1):
         margins = torch.bmm(YX, w)[..., 0]  # (T, P): one batched matrix-vector product
         active = margins < 1
-        done = ~active.any(dim=1)
+        # NaN margins compare false: finiteness is required before "every margin >= 1" counts
+        done = ~active.any(dim=1) & torch.isfinite(margins).all(dim=1)
         if step == max_steps or bool(done.any()):
             loss = torch.clamp(1 - margins, min=0).mean(dim=1)
             idx = alive.cpu().numpy()

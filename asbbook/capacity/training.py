@@ -107,7 +107,7 @@ def train_padded(
     data ``X[k]`` ``(P, n_0)`` and labels ``y[k]`` ``(P,)`` (``X``: ``(K, P, n_0)``, ``y``:
     ``(K, P)``, or shared ``(P, n_0)``/``(P,)``), stopping each member at zero loss."""
     loss = validation.check_choice("loss", loss, LOSSES)
-    lr = validation.check_real("lr", lr, positive=True)
+    lr = validation.check_real("lr", lr, positive=True, maximum=1e6)  # beyond: overflow
     steps = validation.check_int("steps", steps, minimum=1, maximum=10**7)
     weights = [w.clone() for w in weights]
     K = weights[0].shape[0]
