@@ -624,7 +624,7 @@ def _tiny_parameters(**kw):
         fine_span=1.3,
         ladder_ratio=1.2,
         runs_per_cell=2,
-        steps=20,
+        steps_per_example=2,
         lr=0.01,
         digits_P=16,
         digits_test=20,
@@ -712,8 +712,8 @@ def test_sweep_parameters_normalise_and_reject():
         ({"digits_P": 5000}, "'digits_P'"),
         ({"digits_P": 1700, "digits_test": 500}, "'digits_test'"),
         (
-            {"steps": 10**6, "runs_per_cell": 1000, "P_predict": [2000]},
-            "'steps'",
+            {"steps_per_example": 10**4, "runs_per_cell": 1000},
+            "'steps_per_example'",
         ),  # refused before any work
         ({"seed": 1.5}, "'seed'"),
     ]
@@ -721,8 +721,8 @@ def test_sweep_parameters_normalise_and_reject():
         with pytest.raises(ParameterError, match=name):
             capacity.sweep_parameters(_tiny_parameters(**change))
     values = _tiny_parameters()
-    del values["steps"]
-    with pytest.raises(ParameterError, match="missing chapter parameter.*steps"):
+    del values["steps_per_example"]
+    with pytest.raises(ParameterError, match="missing chapter parameter.*steps_per_example"):
         capacity.sweep_parameters(values)
 
 
@@ -751,6 +751,7 @@ def test_chapter_sweeps_build_the_four_sweeps():
     }
     assert all(q["measures"] == (q["loss"] == "hinge") for q in deep.points)
     assert all(q["torch_threads"] == 1 for q in deep.points + digits.points)
+    assert all(q["steps"] == 2 * q["P"] for q in deep.points + digits.points)  # budget ~ P
     assert digits.points[0]["dataset"] == "digits" and digits.points[0]["n_test"] == 20
     again = capacity.chapter_sweeps(_tiny_parameters())
     assert [(s.points, s.data_fingerprint) for s in again] == [
@@ -835,7 +836,7 @@ def test_cli_sweep_warms_exactly_the_notebook_cache(tmp_path, root, capsys):
         "coarse_rungs": "3",
         "coarse_runs": "1",
         "runs_per_cell": "2",
-        "steps": "10",
+        "steps_per_example": "1",
         "digits_P": "16",
         "digits_test": "20",
         "digits_runs": "2",

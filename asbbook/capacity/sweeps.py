@@ -8,7 +8,10 @@
 3. ``ch05-jamming``: :func:`adaptive_cell` for every loss, number of hidden layers and ``P``
    (random labels on Gaussian inputs): a coarse pass locates ``N*``, then a fine ladder around
    it (adjacent rungs at most ``ladder_ratio`` apart where the widths allow) is trained on
-   ``runs_per_cell`` fresh datasets.
+   ``runs_per_cell`` fresh datasets. The step budget is ``steps_per_example * P``: the number of
+   gradient steps needed grows in proportion to ``P`` (the batch Novikoff bound
+   ``T <= P (2/eta + R^2) / gamma^2`` of ``counting.derive_hinge_versus_zero_one``), and a fixed
+   budget would make the transition at large ``P`` a property of the budget.
 4. ``ch05-digits``: the same on scikit-learn's digits with their true labels and held-out test
    images (the generalisation cusp).
 """
@@ -177,7 +180,7 @@ SWEEP_PARAMETERS = (
     "fine_span",
     "ladder_ratio",
     "runs_per_cell",
-    "steps",
+    "steps_per_example",
     "lr",
     "digits_P",
     "digits_test",
@@ -231,7 +234,7 @@ def sweep_parameters(parameters) -> dict:
         "fine_span": pf("fine_span", v["fine_span"], maximum=100.0),
         "ladder_ratio": pf("ladder_ratio", v["ladder_ratio"], maximum=4.0),
         "runs_per_cell": pi("runs_per_cell", v["runs_per_cell"], minimum=2, maximum=1000),
-        "steps": pi("steps", v["steps"], minimum=1, maximum=10**6),
+        "steps_per_example": pi("steps_per_example", v["steps_per_example"], maximum=10**4),
         "lr": pf("lr", v["lr"], maximum=10.0),
         "digits_P": pi("digits_P", v["digits_P"], minimum=8, maximum=1700),
         "digits_test": pi("digits_test", v["digits_test"], minimum=10, maximum=1700),
@@ -308,13 +311,20 @@ def sweep_parameters(parameters) -> dict:
         f"leave digits_P + digits_test <= 1797 images, with digits_P = {o['digits_P']}",
         o["digits_test"],
     )
-    budget = sum(sizes) * o["coarse_max"] * o["fine_span"] * o["runs_per_cell"] * o["steps"]
+    budget = (
+        sum(P * P for P in sizes)
+        * o["coarse_max"]
+        * o["fine_span"]
+        * o["runs_per_cell"]
+        * o["steps_per_example"]
+    )
     _check(
-        budget <= 5e11,
-        "steps",
-        "keep the deep-network work below ~5e11 multiply-adds "
-        "(lower steps, runs_per_cell or the sizes)",
-        o["steps"],
+        budget <= 5e9,
+        "steps_per_example",
+        "keep sum(P^2) coarse_max fine_span runs_per_cell steps_per_example below 5e9 "
+        "(about ten times the chapter's default work)"
+        "(lower steps_per_example, runs_per_cell or the sizes)",
+        o["steps_per_example"],
     )
     return out
 
@@ -326,7 +336,6 @@ def _adaptive_points(p: dict) -> list[dict]:
         "coarse_max": p["coarse_max"],
         "coarse_rungs": p["coarse_rungs"],
         "coarse_runs": p["coarse_runs"],
-        "steps": p["steps"],
         "lr": p["lr"],
         "seed": p["seed"],
         "torch_threads": 1,
@@ -336,6 +345,7 @@ def _adaptive_points(p: dict) -> list[dict]:
             **common,
             "dataset": "gaussian",
             "P": P,
+            "steps": p["steps_per_example"] * P,
             "loss": loss,
             "hidden_layers": depth,
             "fine_span": p["fine_span"],
@@ -351,6 +361,7 @@ def _adaptive_points(p: dict) -> list[dict]:
         **common,
         "dataset": "digits",
         "P": p["digits_P"],
+        "steps": p["steps_per_example"] * p["digits_P"],
         "n_test": p["digits_test"],
         "loss": "quadratic_hinge" if "quadratic_hinge" in p["losses"] else p["losses"][0],
         "hidden_layers": 1,
