@@ -307,8 +307,12 @@ def test_training_rejects_bad_arguments():
         capacity.perceptron_hinge_training(3, 3, 2, lr=0.0)
     with pytest.raises(ValueError):
         capacity.perceptron_hinge_training(3, 3, 2, max_steps=-1)
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError, match="max_steps"):
         capacity.perceptron_hinge_training(3, 3, 2, max_steps=2.5)
+    with pytest.raises(TypeError, match="dtype"):
+        capacity.perceptron_hinge_training(3, 3, 2, dtype=torch.int64)
+    with pytest.raises(ValueError, match="device"):
+        capacity.perceptron_hinge_training(3, 3, 2, device="tpu")
     with pytest.raises(ValueError):
         capacity.separable_fraction(3, 3, 0)
 
@@ -609,20 +613,27 @@ def _tiny_parameters(**kw):
         hinge_steps=50,
         hinge_lr=1.0,
         n_inputs=4,
-        depths=[2, 3],
-        P_values=[8, 12],
-        P_holdout=10,
-        ladder_min=0.5,
-        ladder_max=4.0,
-        ladder_rungs=3,
-        n_datasets=1,
-        n_init=2,
-        steps=20,
+        hidden_layers=[1, 2],
+        losses=["hinge", "quadratic_hinge"],
+        P_fit=[8, 12],
+        P_predict=[24],
+        coarse_min=0.5,
+        coarse_max=4.0,
+        coarse_rungs=3,
+        coarse_runs=1,
+        fine_span=1.3,
+        ladder_ratio=1.2,
+        runs_per_cell=2,
+        steps_per_example=2,
         lr=0.01,
         digits_P=16,
+        digits_test=20,
+        digits_runs=2,
+        digits_span=2.0,
+        digits_rungs=3,
         seed=0,
         # not sweep parameters: ignored
-        n_se=4.0,
+        assert_transitions=False,
         executor="processes",
     )
     values.update(kw)
@@ -644,96 +655,137 @@ def test_separability_and_hinge_cells_match_the_library_functions():
     P, N, n = 14, 7, 15
     lp = capacity.separability_cell({"P": P, "N": N, "n_trials": n, "seed": 4})
     assert len(lp["separable"]) == n and all(isinstance(v, bool) for v in lp["separable"])
-    assert np.mean(lp["separable"]) == capacity.separable_fraction(P, N, n, seed=4)[0]
-    point = {"P": P, "N": N, "n_trials": n, "max_steps": 300, "lr": 1.0, "seed": 4}
+    assert np.mean(lp["separable"]) == capacity.separable_fraction(P, N, n, seed=4).value
+    point = {"P": P, "N": N, "n_trials": 6, "max_steps": 300, "lr": 1.0, "seed": 4}
     cell = capacity.hinge_training_cell({**point, "torch_threads": 1})
-    run = capacity.perceptron_hinge_training(P, N, n, max_steps=300, seed=4, check_separable=True)
+    run = capacity.perceptron_hinge_training(P, N, 6, max_steps=300, seed=4, check_separable=True)
     assert cell["steps"] == run.steps.tolist()
-    assert cell["separable"] == lp["separable"]  # the same datasets as the LP cell
     assert cell["final_loss"] == run.final_loss.tolist()
+    # the LP verdicts the chapter reuses are those of the hinge cell's own datasets
+    assert run.separable.tolist() == lp["separable"][:6]
+    assert "separable" not in cell
+
+
+def test_perceptron_bmm_step_matches_the_elementwise_update():
+    """The batched bmm step equals w <- w + (lr/P) sum_{m < 1} y x, written out by hand."""
+    P, N, steps = 12, 5, 7
+    run = capacity.perceptron_hinge_training(P, N, 3, max_steps=steps, lr=0.5, seed=8)
+    for t in range(3):
+        X, y = capacity.trial_patterns(P, N, t, seed=8)
+        w = torch.zeros(N, dtype=torch.float64)
+        for step in range(steps + 1):
+            m = y * (X @ w)
+            if (m >= 1).all():
+                assert run.steps[t] == step
+                break
+            if step == steps:
+                assert run.steps[t] == -1
+                loss = torch.clamp(1 - m, min=0).mean()
+                assert run.final_loss[t] == pytest.approx(float(loss), rel=1e-12)
+                break
+            w = w + 0.5 / P * ((m < 1).double()[:, None] * y[:, None] * X).sum(0)
 
 
 def test_sweep_parameters_normalise_and_reject():
     from asbbook.params import ParameterError
 
-    a = capacity.sweep_parameters(_tiny_parameters(hinge_lr=1, ladder_max=4))
+    a = capacity.sweep_parameters(_tiny_parameters(hinge_lr=1, coarse_max=4))
     b = capacity.sweep_parameters(_tiny_parameters())
-    assert a == b and isinstance(a["hinge_lr"], float) and "n_se" not in a
+    assert a == b and isinstance(a["hinge_lr"], float) and "assert_transitions" not in a
     assert set(a) == set(capacity.SWEEP_PARAMETERS)
     bad = [
         ({"n_trials": 0}, "'n_trials'"),
-        ({"depths": [1, 2]}, "'depths'"),
-        ({"depths": [2, 2]}, "'depths'"),
-        ({"depths": [2]}, "'depths'"),  # the chapter compares depths
-        ({"P_values": [64]}, "'P_values'"),
-        ({"P_holdout": 8}, "'P_holdout'"),
-        ({"ladder_max": 0.25}, "'ladder_max'"),
+        ({"hinge_dim": 5}, "'hinge_dim'"),  # its LP verdicts must exist
+        ({"hinge_trials": 13}, "'hinge_trials'"),
+        ({"hidden_layers": [0, 1]}, "'hidden_layers'"),
+        ({"hidden_layers": [1, 1]}, "'hidden_layers'"),
+        ({"hidden_layers": [2]}, "'hidden_layers'"),  # the chapter compares depths
+        ({"losses": ["hinge", "squared"]}, "'losses'"),
+        ({"P_fit": [64]}, "'P_fit'"),
+        ({"P_predict": [10]}, "'P_predict'"),  # inside the fitted range: not an extrapolation
+        ({"P_predict": [12]}, "'P_predict'"),
+        ({"coarse_max": 0.25}, "'coarse_max'"),
+        ({"ladder_ratio": 1.0}, "'ladder_ratio'"),
         ({"alpha_max": 0.5}, "'alpha_max'"),
         ({"alpha_step": 0.001}, "'alpha_step'"),
         ({"lr": -0.1}, "'lr'"),
         ({"digits_P": 5000}, "'digits_P'"),
-        ({"n_datasets": 1, "n_init": 1}, "'n_init'"),
+        ({"digits_P": 1700, "digits_test": 500}, "'digits_test'"),
+        (
+            {"steps_per_example": 10**4, "runs_per_cell": 1000},
+            "'steps_per_example'",
+        ),  # refused before any work
         ({"seed": 1.5}, "'seed'"),
     ]
     for change, name in bad:
         with pytest.raises(ParameterError, match=name):
             capacity.sweep_parameters(_tiny_parameters(**change))
     values = _tiny_parameters()
-    del values["steps"]
-    with pytest.raises(ParameterError, match="missing chapter parameter.*steps"):
+    del values["steps_per_example"]
+    with pytest.raises(ParameterError, match="missing chapter parameter.*steps_per_example"):
         capacity.sweep_parameters(values)
 
 
 def test_chapter_sweeps_build_the_four_sweeps():
     specs = capacity.chapter_sweeps(_tiny_parameters())
-    names = [s.name for s in specs]
-    assert names == [
+    assert [s.name for s in specs] == [
         "ch05-perceptron-lp",
         "ch05-perceptron-hinge",
-        "ch05-random-labels",
+        "ch05-jamming",
         "ch05-digits",
     ]
     lp, hinge, deep, digits = specs
     assert lp.fn is capacity.separability_cell and hinge.fn is capacity.hinge_training_cell
-    assert deep.fn is capacity.random_label_cell and digits.fn is capacity.random_label_cell
+    assert deep.fn is capacity.adaptive_cell and digits.fn is capacity.adaptive_cell
     assert sorted((q["N"], q["P"]) for q in lp.points) == sorted(
         (N, N * k) for N in (4, 6) for k in (1, 2, 3)
     )
+    # every hinge dataset is one the LP sweep decided
+    lp_keys = {(q["N"], q["P"]) for q in lp.points}
+    assert all((q["N"], q["P"]) in lp_keys and q["n_trials"] <= 12 for q in hinge.points)
     assert sorted(q["P"] for q in hinge.points) == [6, 12, 18]
-    assert all(q["max_steps"] == 50 and q["torch_threads"] == 1 for q in hinge.points)
-    # deep cells: every depth and P (the held-out one included), largest P first
-    assert [q["P"] for q in deep.points] == [12, 12, 10, 10, 8, 8]
-    assert {len(q["hidden"][0]) + 1 for q in deep.points} == {2, 3}
-    for q in deep.points:
-        counts = [nets.parameter_count((4, *h, 1)) for h in q["hidden"]]
-        assert counts == sorted(counts) and all(q["torch_threads"] == 1 for q in deep.points)
-    assert sorted(q["dataset"] for q in digits.points) == ["digits", "digits_shuffled"]
-    assert len({q["data_seed"] for q in digits.points}) == 1  # paired: same images and inits
-    # deterministic, and the seed changes the data and its fingerprint
+    # deep cells: every loss, depth and P, largest P first; reservoir measures with the hinge
+    assert [q["P"] for q in deep.points] == [24] * 4 + [12] * 4 + [8] * 4
+    assert {(q["loss"], q["hidden_layers"]) for q in deep.points} == {
+        (loss, d) for loss in ("hinge", "quadratic_hinge") for d in (1, 2)
+    }
+    assert all(q["measures"] == (q["loss"] == "hinge") for q in deep.points)
+    assert all(q["torch_threads"] == 1 for q in deep.points + digits.points)
+    assert all(q["steps"] == 2 * q["P"] for q in deep.points + digits.points)  # budget ~ P
+    assert digits.points[0]["dataset"] == "digits" and digits.points[0]["n_test"] == 20
     again = capacity.chapter_sweeps(_tiny_parameters())
     assert [(s.points, s.data_fingerprint) for s in again] == [
         (s.points, s.data_fingerprint) for s in specs
     ]
     other = capacity.chapter_sweeps(_tiny_parameters(seed=1))
     assert all(a.data_fingerprint != b.data_fingerprint for a, b in zip(specs, other, strict=True))
-    assert other[2].points[0]["data_seed"] != deep.points[0]["data_seed"]
 
 
-def test_chapter_sweeps_run_and_group(tmp_path):
+def test_chapter_sweeps_run_and_summarise(tmp_path):
     from asbbook import sweep
+    from asbbook.capacity import chapter
 
-    specs = capacity.chapter_sweeps(_tiny_parameters(P_values=[8, 12], P_holdout=6))
+    specs = capacity.chapter_sweeps(_tiny_parameters(P_fit=[8, 12], P_predict=[24]))
     deep = specs[2]
     results = sweep.run_spec(deep, cache_dir=tmp_path, executor="inprocess", progress=False)
-    columns = capacity.group_cells(deep.points, results)
-    assert set(columns) == {("gaussian", d, P) for d in (2, 3) for P in (6, 8, 12)}
-    col = columns[("gaussian", 3, 12)]
-    assert col.n_runs == 2 and len(col.fraction) == len(deep.points[0]["hidden"])
-    assert (tmp_path / "ch05-random-labels").is_dir()
-    # a second run reads the cache (same results, no recomputation needed)
+    summary = chapter.summarise_jamming(deep.points, results, [8, 12], [24])
+    assert set(summary.columns) == {
+        (loss, d, P) for loss in ("hinge", "quadratic_hinge") for d in (1, 2) for P in (8, 12, 24)
+    }
+    col = summary.columns["hinge", 2, 24]
+    assert col.n_runs == 2 and col.converged.shape == (len(col.n_params), 2)
+    assert set(col.measures) == {
+        "parameters",
+        "parameters_minus_gauge",
+        "jacobian_rank",
+        "gate_entropy",
+    }
+    assert (
+        col.measures["jacobian_rank"] <= np.minimum(24, col.n_params - col.n_hidden)[:, None]
+    ).all()
+    assert "jacobian_rank" not in summary.columns["quadratic_hinge", 2, 24].measures
+    assert (tmp_path / "ch05-jamming").is_dir()
     assert sweep.run_spec(deep, cache_dir=tmp_path, executor="inprocess", progress=False) == results
-    with pytest.raises(ValueError):
-        capacity.group_cells(deep.points, results[:-1])
 
 
 def _notebook_defaults(path) -> dict:
@@ -747,15 +799,27 @@ def _notebook_defaults(path) -> dict:
     return values, dict(nb.metadata["asbbook"]["smoke_parameters"]), nb.metadata["asbbook"]
 
 
+def test_notebook_defaults_and_smoke_parameters_are_valid(root):
+    chapter = root / "book" / "05-capacity.ipynb"
+    defaults, smoke, meta = _notebook_defaults(chapter)
+    assert meta["sweeps"] == "asbbook.capacity:chapter_sweeps"
+    full = capacity.sweep_parameters(defaults)
+    small = capacity.sweep_parameters({**defaults, **smoke})
+    # the headline design: extrapolation to at least twice the fitted sizes, 1 to 3 hidden
+    # layers, both losses, >= 24 runs per cell near the transition, rungs at most x1.12 apart
+    assert min(full["P_predict"]) >= 2 * max(full["P_fit"])
+    assert full["hidden_layers"] == [1, 2, 3] and full["runs_per_cell"] >= 24
+    assert set(full["losses"]) == {"hinge", "quadratic_hinge"} and full["ladder_ratio"] <= 1.12
+    assert min(small["P_predict"]) >= 2 * max(small["P_fit"])
+    assert smoke["assert_transitions"] is False and defaults["assert_transitions"] is True
+
+
 def test_cli_sweep_warms_exactly_the_notebook_cache(tmp_path, root, capsys):
     """`asbbook sweep <chapter 5> --smoke -p ...` fills the cache entries the notebook will read."""
     from asbbook import cli, sweep
 
     chapter = root / "book" / "05-capacity.ipynb"
-    defaults, smoke, meta = _notebook_defaults(chapter)
-    assert meta["sweeps"] == "asbbook.capacity:chapter_sweeps"
-    assert set(capacity.SWEEP_PARAMETERS) <= set(defaults)
-    capacity.sweep_parameters(defaults)  # the defaults are valid
+    defaults, smoke, _ = _notebook_defaults(chapter)
     tiny = {
         "perceptron_dims": "[4]",
         "alpha_step": "1.0",
@@ -765,11 +829,18 @@ def test_cli_sweep_warms_exactly_the_notebook_cache(tmp_path, root, capsys):
         "hinge_trials": "2",
         "hinge_steps": "20",
         "n_inputs": "4",
-        "P_values": "[8, 12]",
-        "P_holdout": "10",
-        "ladder_rungs": "3",
-        "steps": "10",
+        "hidden_layers": "[1, 2]",
+        "losses": "[hinge]",
+        "P_fit": "[8, 12]",
+        "P_predict": "[24]",
+        "coarse_rungs": "3",
+        "coarse_runs": "1",
+        "runs_per_cell": "2",
+        "steps_per_example": "1",
         "digits_P": "16",
+        "digits_test": "20",
+        "digits_runs": "2",
+        "digits_rungs": "3",
     }
     argv = [
         "sweep",
@@ -783,13 +854,11 @@ def test_cli_sweep_warms_exactly_the_notebook_cache(tmp_path, root, capsys):
     for name, value in tiny.items():
         argv += ["-p", name, value]
     assert cli.main(argv) == 0
-    assert "ch05-digits: 2 points cached" in capsys.readouterr().out
-    # the notebook's view: defaults, then smoke, then the same overrides as Python values
+    assert "ch05-digits: 1 points cached" in capsys.readouterr().out
     import yaml
 
     values = {**defaults, **smoke, **{k: yaml.safe_load(v) for k, v in tiny.items()}}
-    specs = capacity.chapter_sweeps(values)
-    for spec in specs:
+    for spec in capacity.chapter_sweeps(values):
         for point in spec.points:
             key = sweep.cache_key(spec.fn, point, spec.data_fingerprint)
             assert (tmp_path / spec.name / f"{key}.json").is_file(), (spec.name, point)
