@@ -341,9 +341,7 @@ def test_plugin_information_bias_derivation():
     cells = [a_ * b_ + e_, a_ * (1 - b_) - e_, (1 - a_) * b_ - e_, (1 - a_) * (1 - b_) + e_]
     prods = [a_ * b_, a_ * (1 - b_), (1 - a_) * b_, (1 - a_) * (1 - b_)]
     exact = sum(p * math.log(p / q) for p, q in zip(cells, prods, strict=True))
-    value = float(
-        d.series.rhs.subs({symbols["alpha"]: a_, symbols["beta"]: b_, symbols["e"]: e_})
-    )
+    value = float(d.series.rhs.subs({symbols["alpha"]: a_, symbols["beta"]: b_, symbols["e"]: e_}))
     assert value == pytest.approx(exact, rel=1e-2)
     # Var c is the hypergeometric variance
     values = {s.name: s for s in d.variance.rhs.free_symbols}

@@ -160,7 +160,6 @@ def test_lint_is_clean(root):
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="cells inserted at merge")
 def test_every_chapter_starts_with_the_colab_install_cell(chapters, root):
     from asbbook.appendix import colab_install_cell_source
 
