@@ -182,8 +182,8 @@ def derive_exact_layer_log_variance() -> ExactLayerLaw:
     ``X ~ chi^2_k`` (sympy integral) gives ``E ln X = psi(k/2) + ln 2`` and
     ``Var ln X = psi_1(k/2)``; with ``F = (2/n) chi^2_K``, ``K ~ Bin(n, 1/2)``, ``K >= 1``:
     ``m(n) = ln(4/n) + E psi(K/2)`` and ``v(n) = E psi_1(K/2) + Var psi(K/2)``. Checked at
-    ``n = 2`` against :func:`theory.layer_log_mean_exact` and
-    :func:`theory.layer_log_variance_exact`."""
+    ``n = 2`` against :func:`layer_log_mean_exact` and
+    :func:`layer_log_variance_exact`."""
     x, k, t = sp.symbols("x k t", positive=True)
     chi2 = x ** (k / 2 - 1) * sp.exp(-x / 2) / (2 ** (k / 2) * sp.gamma(k / 2))
     mellin = sp.simplify(sp.integrate(x**t * chi2, (x, 0, sp.oo), conds="none"))
@@ -253,7 +253,7 @@ def derive_finite_width_correction() -> FiniteWidthCorrection:
 
     Expand ``psi`` and ``psi_1`` at ``K/2 = n/4 + delta`` to fourth order in ``delta``, take
     expectations with the binomial central moments, keep terms to ``1/n^2`` and check the
-    remainder against the exact :mod:`theory` functions at ``n = 256`` and ``1024``."""
+    remainder against the exact ``assembly.theory`` functions at ``n = 256`` and ``1024``."""
     n, eps = sp.symbols("n epsilon", positive=True)
     taylor, expect = _binomial_expectation(n)
 

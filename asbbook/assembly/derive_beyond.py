@@ -51,7 +51,7 @@ def derive_kurtosis_correction() -> KurtosisCorrection:
     The delta method then adds ``2 kappa s_{l-1} / n_l`` to layer ``l``'s variance; the other
     ``1/n^2`` terms come from the Gaussian higher moments of ``relu(z)^2`` and the gates, whose
     kappa-dependence is ``O(s) = O(1/n)`` smaller (the book's derivation, measured in the
-    chapter). The result is checked against :func:`theory.log_norm_variance_expansion`."""
+    chapter). The result is checked against :func:`log_norm_variance_expansion`."""
     s2, kappa = sp.Symbol("sigma^2", positive=True), sp.Symbol("kappa", real=True)
     hs, ws = sp.symbols("h_1:4", nonnegative=True), sp.symbols("w_1:4", real=True)
     moment = {0: 1, 1: 0, 2: s2, 3: 0, 4: (3 + kappa) * s2**2}.__getitem__
