@@ -126,3 +126,29 @@ def test_the_import_parser_sees_sideways_imports(tmp_path):
         "def f():\n    from asbbook.assembly import x\n"
     )
     assert asbbook_imports(sample) == {"capacity", "symmetry", "nets", "assembly"}
+
+
+CONCEPT_PACKAGES = sorted(CONCEPTS)
+
+
+@pytest.mark.parametrize("module", CONCEPT_PACKAGES)
+def test_every_derivation_returns_a_frozen_dataclass(module):
+    """One convention: ``derive_*`` returns a frozen dataclass (read from the annotation, so the
+    sympy work is not run here; the modules' own tests call the derivations)."""
+    import dataclasses
+    import importlib
+    import inspect
+    import typing
+
+    mod = importlib.import_module(f"asbbook.{module}")
+    derivations = {
+        name: fn
+        for name, fn in vars(mod).items()
+        if name.startswith("derive_") and inspect.isfunction(fn)
+    }
+    assert derivations, f"asbbook.{module} exports no derive_* function"
+    for name, fn in derivations.items():
+        returned = typing.get_type_hints(fn).get("return")
+        assert returned is not None, f"{module}.{name} has no return annotation"
+        assert dataclasses.is_dataclass(returned), f"{module}.{name} returns {returned!r}"
+        assert returned.__dataclass_params__.frozen, f"{module}.{name}: {returned} is not frozen"

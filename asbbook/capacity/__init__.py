@@ -44,6 +44,7 @@ from asbbook.capacity.counting import (  # noqa: F401
     CoverDerivation,
     CoverSpecialValues,
     CoverStep,
+    GateEntropyFirstLayer,
     HingeDerivation,
     N_sym,
     P_sym,

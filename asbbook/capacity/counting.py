@@ -366,7 +366,16 @@ def cover_fraction_normal(P, N):
     return float(out) if scalar else out
 
 
-def derive_gate_entropy_first_layer() -> sp.Expr:
+@dataclass(frozen=True)
+class GateEntropyFirstLayer:
+    """The expected first-layer gate entropy to leading order
+    (:func:`derive_gate_entropy_first_layer`)."""
+
+    leading: sp.Expr  # 1 - 1 / (2 P ln 2) bits per unit
+    P: sp.Symbol
+
+
+def derive_gate_entropy_first_layer() -> GateEntropyFirstLayer:
     """Expected gate entropy of a first-layer unit on ``P`` symmetric inputs, to leading order.
 
     With i.i.d. inputs symmetric about 0 (e.g. Gaussian) and any fixed first-layer weights,
@@ -375,7 +384,7 @@ def derive_gate_entropy_first_layer() -> sp.Expr:
     of different examples are correlated through the angles between them, and the mean over
     weights alone differs from this at order ``1/P``.) Expanding ``H_2(1/2 + e) = 1 - 2 e^2 / ln 2 + O(e^4)`` and using
     ``E e^2 = Var(K/P) = 1/(4P)`` (``E e^4 = O(P^{-2})``) gives
-    ``E H_2(rho) = 1 - 1 / (2 P ln 2) + O(P^{-2})`` bits per unit. Returns that leading form.
+    ``E H_2(rho) = 1 - 1 / (2 P ln 2) + O(P^{-2})`` bits per unit; ``.leading`` is that form.
     """
     e = sp.Symbol("epsilon", real=True)
     Pp = sp.Symbol("P", positive=True)
@@ -397,4 +406,4 @@ def derive_gate_entropy_first_layer() -> sp.Expr:
         )
         approx = float(leading.subs(Pp, m))
         assert abs(exact - approx) < 2.0 / m**2, (m, exact, approx)
-    return leading
+    return GateEntropyFirstLayer(leading=leading, P=Pp)
