@@ -80,6 +80,10 @@ def gradient_prediction(widths, sigma2, x_sq_mean: float) -> tuple[np.ndarray, n
     m = validation.check_real("x_sq_mean", x_sq_mean, nonnegative=True)
     hidden = np.array([np.prod(half[ell:]) for ell in range(1, depth)])
     weight = np.array([widths[ell] * m * np.prod(np.delete(half, ell)) for ell in range(depth)])
+    if not (np.isfinite(hidden).all() and np.isfinite(weight).all()):
+        raise ValueError(
+            f"sigma2 = {sigma2!r} and x_sq_mean = {m} give second moments beyond float64 range"
+        )
     return hidden, weight
 
 
