@@ -153,7 +153,10 @@ def check_inputs(X, n_inputs: int | None = None, *, name: str = "X", **kwargs) -
     if X.shape[0] < 1 or X.shape[1] < 1:
         raise ValueError(f"{name} must be a non-empty (P, n_0) array, got shape {tuple(X.shape)}")
     if n_inputs is not None and X.shape[1] != n_inputs:
-        raise ValueError(f"{name} must have n_0 = {n_inputs} columns, got shape {tuple(X.shape)}")
+        raise ValueError(
+            f"{name} must have n_0 = {n_inputs} columns to match the weights, "
+            f"got shape {tuple(X.shape)}"
+        )
     return X
 
 
