@@ -167,7 +167,7 @@ def jamming_cell(point: dict) -> dict:
     datasets of runs ``first_run .. first_run + n_runs - 1`` (:func:`run_data`; ``first_run``
     defaults to 0), run ``r`` from its own
     initialisation (``MemberSpec(widths, replicate=r)``, base seed ``init_seed``), all in
-    one padded group (:func:`~asbbook.capacity.training.train_padded`).
+    one padded group (:func:`train_padded`).
 
     Returns per rung ``n_params`` and ``n_hidden`` and per rung and run ``converged``,
     ``steps``, ``n_unsatisfied`` (``N_Delta`` at the end), ``test_error`` (digits; else empty)
