@@ -6,6 +6,7 @@
 * It serves the book's own stylesheet and script (``asbbook/_static``): figures sized to the
   column, undimmed in the dark theme and opened full size on a click or tap; display equations,
   code and tables that never widen the page (see ``asbbook.css``).
+* The single-page build (``make pdf``) writes ``hide-input`` cells as the HTML build does.
 * A figure's image without alt text (a ``{glue:figure}`` without ``:alt:``) gets its caption as
   alt text, instead of the hashed file name the HTML writer would otherwise use.
 """
@@ -61,7 +62,18 @@ def add_static_path(app, config) -> None:
     config.html_static_path.append(str(STATIC))
 
 
+def hidden_input_in_one_page_builds(app) -> None:
+    """myst-nb registers the writer of its collapsed-input node (``hide-input`` cells) for the
+    ``html`` builder only; the single-page build behind ``make pdf`` writes it the same way."""
+    from myst_nb.sphinx_ import HideCodeCellNode, depart_HideCellInput, visit_HideCellInput
+
+    app.registry.add_translation_handlers(
+        HideCodeCellNode, singlehtml=(visit_HideCellInput, depart_HideCellInput)
+    )
+
+
 def setup(app):
+    hidden_input_in_one_page_builds(app)
     # Early: a later handler returns a template name, and Sphinx stops calling handlers after it.
     app.connect("html-page-context", drop_duplicate_scripts, priority=100)
     app.connect("config-inited", add_static_path)

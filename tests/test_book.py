@@ -196,7 +196,9 @@ def test_every_bibliography_entry_links_a_doi_arxiv_or_publisher_page(built_html
     entries = entries or re.split(r'<dt class="label"', page)[1:]
     assert len(entries) >= 10
     for entry in entries:
-        assert re.search(r'href="https://(doi\.org|arxiv\.org/abs|mitpress)', entry), entry[:300]
+        assert re.search(
+            r'href="https://(doi\.org|arxiv\.org/abs|mitpress|papers\.nips\.cc)', entry
+        ), entry[:300]
     assert 'href="https://arxiv.org/abs/2201.07934"' in page
 
 
