@@ -124,7 +124,7 @@ from asbbook.transitions import (  # noqa: F401
     transition_point,
 )
 
-__all__ = [
+__all__ = [  # the names defined in this package (the core's are documented there)
     "CellColumn",
     "CoverDerivation",
     "CoverSpecialValues",
@@ -138,8 +138,6 @@ __all__ = [
     "JAMMING_DATASETS",
     "LOSSES",
     "MeasureSpread",
-    "N_sym",
-    "P_sym",
     "PaddedTraining",
     "SeparationCertificate",
     "SlowingDown",
@@ -163,16 +161,13 @@ __all__ = [
     "extrapolate",
     "fine_rungs",
     "gate_entropy_at_init",
-    "gate_entropy_bits",
     "gate_entropy_per_member",
     "geometric_rungs",
     "hinge_training_cell",
     "is_linearly_separable",
     "isostaticity",
-    "j_sym",
     "jacobian_rank",
     "jamming_cell",
-    "k_sym",
     "ladder_ratio_near",
     "load_grid",
     "locate",
