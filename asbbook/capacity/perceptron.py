@@ -135,7 +135,7 @@ def gate_entropy_at_init(
     device: torch.device | str = "cpu",
 ) -> tuple[float, float]:
     """Mean and standard error (an ``Estimate``) over ``n_members`` He-initialised networks of
-    :func:`gate_entropy_bits` on ``X`` (members as in ``asbbook.ensemble``)."""
+    :func:`asbbook.phase.reservoir_entropy_bits` on ``X`` (members as in ``asbbook.ensemble``)."""
     n_members = _as_count("n_members", n_members)
     members = ensemble.member_specs(tuple(widths), n_members, sigma2)
     dev = validation.resolve_device(device)

@@ -393,7 +393,7 @@ def _expect_top_down(expr, ws, gates, var, lowest: int) -> sp.Expr:
     At layer ``s``: (i) each gate ``g^s_j`` is replaced by 1/2. Flipping row ``j`` of ``W^s``
     (a symmetry of the ensemble) maps ``g^s_j -> 1 - g^s_j`` and changes no gate below, so
     ``E[g^s_j A] = E[A]/2`` for every ``A`` even in row ``j`` -- asserted term by term.
-    (ii) ``W^s`` is integrated out with :func:`symmetric_expectation` (it is independent of
+    (ii) ``W^s`` is integrated out with :func:`asbbook.symbolic.symmetric_expectation` (it is independent of
     everything below; the gates above are already gone)."""
     gate_set = {g for layer in gates for g in layer}
     for s in range(len(ws), lowest - 1, -1):
