@@ -109,6 +109,19 @@ def test_ladders():
         jamming.fine_rungs(cands, 10**6, 1.1, 1.12)
 
 
+
+def test_coarse_centre_stays_on_the_coarse_ladder():
+    from asbbook.capacity import sweeps
+
+    n = [40, 60, 90, 135, 200]
+    # only the top rung ever fits, once: the logistic crossing lies far above the ladder
+    far = sweeps.coarse_centre(n, [0, 0, 0, 0, 0.5], 2)
+    assert n[0] <= far <= n[-1]
+    assert sweeps.coarse_centre(n, [0] * 5, 2) == 200
+    assert sweeps.coarse_centre(n, [1] * 5, 2) == 40
+    inside = sweeps.coarse_centre(n, [0, 0, 0.5, 1, 1], 2)
+    assert 60 < inside < 135
+
 def _point(**kw):
     point = dict(
         dataset="gaussian",

@@ -94,7 +94,7 @@ def patterns_for_load(alpha: float, N: int) -> int:
 
 def coarse_centre(n_params, fraction, n_runs) -> float:
     """Where the coarse pass puts ``N*``: the logistic 1/2 crossing
-    (``transitions.transition_point``); the top rung when no run fits, the bottom rung when
+    (``transitions.transition_point``), clipped to the ladder's range; the top rung when no run fits, the bottom rung when
     every run fits, else the geometric mean of the rungs around the first fraction >= 1/2."""
     n, f = np.asarray(n_params, dtype=np.float64), np.asarray(fraction, dtype=np.float64)
     if (f == 0).all():
@@ -102,7 +102,9 @@ def coarse_centre(n_params, fraction, n_runs) -> float:
     if (f == 1).all():
         return float(n[0])
     try:
-        return float(transition_point(n, f, n_runs).x_star)
+        # a crossing fitted from a few noisy rungs can land far outside the ladder (seen at
+        # smoke size: N* = 1032 from rungs below 300); the fine pass must stay where data are
+        return float(np.clip(transition_point(n, f, n_runs).x_star, n.min(), n.max()))
     except (ValueError, RuntimeError, np.linalg.LinAlgError):
         i = max(1, int(np.flatnonzero(f >= 0.5)[0])) if (f >= 0.5).any() else len(n) - 1
         return float(math.sqrt(n[i - 1] * n[i]))
