@@ -9,11 +9,14 @@ The source pages hold markers that :func:`write_generated_pages` replaces:
   metadata);
 * ``<!-- COLAB-INSTALL -->``: the first cell of every chapter, which installs the package on Colab
   from ``repository.url`` of ``_config.yml`` (:func:`colab_install_cell_source`);
-* ``<!-- REPOSITORY-URL -->``: that URL itself.
+* ``<!-- REPOSITORY-URL -->``: that URL itself;
+* ``<!-- FALSE-FAILURE-TABLE -->``: each chapter's declared false-failure bound, from the
+  executed copies, beside the calibration run's observed failures (:func:`false_failure_table`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -30,6 +33,8 @@ PARAMETER_MARKER = "<!-- PARAMETER-TABLES -->"
 EXECUTION_MARKER = "<!-- EXECUTION-REPORT -->"
 COLAB_MARKER = "<!-- COLAB-INSTALL -->"
 REPOSITORY_MARKER = "<!-- REPOSITORY-URL -->"
+FALSE_FAILURE_MARKER = "<!-- FALSE-FAILURE-TABLE -->"
+CALIBRATION_SUMMARY = Path("bench") / "calibration" / "summary.json"
 
 
 def repository_url(root: Path) -> str:
@@ -179,6 +184,41 @@ def execution_report(root: Path, stage: Path) -> str:
     return "\n".join(lines)
 
 
+def false_failure_table(root: Path, stage: Path) -> str:
+    """Each executed chapter's declared ``false_failure_bound`` and their sum, beside what the
+    calibration run (``bench/calibrate.py``, its ``summary.json``) observed at smoke size."""
+    observed = {}
+    summary = root / CALIBRATION_SUMMARY
+    if summary.is_file():
+        observed = {(r["chapter"], r["size"]): r for r in json.loads(summary.read_text())}
+    lines = [
+        "| chapter | declared bound (this build) | calibration at smoke size: chance failures "
+        "/ seeds (95% interval of the rate) |",
+        "|---|---|---|",
+    ]
+    total = 0.0
+    for chapter in notebooks.toc_notebooks(root):
+        executed = stage / chapter.relative_to(root)
+        glued = notebooks.glued_values(executed) if executed.is_file() else {}
+        bound = float(glued["false_failure_bound"]) if "false_failure_bound" in glued else None
+        total += bound or 0.0
+        lines.append(
+            f"| `{chapter.stem}` | {'—' if bound is None else f'{bound:.2g}'} "
+            f"| {_observed(observed.get((chapter.stem[:2], 'smoke')))} |"
+        )
+    lines.append(
+        f"| **book** (sum) | **{total:.2g}** | {_observed(observed.get(('book', 'smoke')))} |"
+    )
+    return "\n".join(lines)
+
+
+def _observed(row: dict | None) -> str:
+    if row is None:
+        return "not run"
+    lo, hi = row["ci95"]
+    return f"{row['chance_failures']} / {row['seeds']} ({lo:.3f}–{hi:.3f})"
+
+
 def write_generated_pages(root: Path, stage: Path) -> None:
     """Fill the markers of every staged Markdown page."""
     for page in (stage / "book").glob("*.md"):
@@ -190,6 +230,8 @@ def write_generated_pages(root: Path, stage: Path) -> None:
         if COLAB_MARKER in text:
             cell = colab_install_cell_source(root)
             text = text.replace(COLAB_MARKER, f"```python\n{cell}\n```")
+        if FALSE_FAILURE_MARKER in text:
+            text = text.replace(FALSE_FAILURE_MARKER, false_failure_table(root, stage))
         if REPOSITORY_MARKER in text:
             text = text.replace(REPOSITORY_MARKER, repository_url(root))
         page.write_text(text)

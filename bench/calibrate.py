@@ -213,31 +213,76 @@ def load(chapter: str, size: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("seed-*.json"))]
 
 
-def summarise(chapters: list[str], sizes: list[str]) -> str:
+def calibration_row(label: str, size: str, runs: list[dict], bound: float) -> dict:
+    """Failures among ``runs`` against ``bound``: the exact (Clopper-Pearson) 95% interval, the
+    one-sided exact test of "rate <= bound" at 5% (consistent unless rejected), the smallest
+    failure count it rejects and its power against a rate of 10 times the bound."""
+    n = len(runs)
+    fails = sum(r["outcome"] == "chance-failure" for r in runs)
+    lo, hi = stats.binomtest(fails, n).proportion_ci(0.95, method="exact")
+    p_exceeds = float(stats.binom.sf(fails - 1, n, bound))
+    reject_at = next(k for k in range(n + 2) if stats.binom.sf(k - 1, n, bound) < 0.05)
+    return {
+        "chapter": label,
+        "size": size,
+        "seeds": n,
+        "chance_failures": fails,
+        "observed_rate": fails / n,
+        "ci95": [float(lo), float(hi)],
+        "declared_bound": bound,
+        "p_value_rate_exceeds_bound": p_exceeds,
+        "consistent": p_exceeds >= 0.05,
+        "rejects_at_failures": reject_at,
+        "power_at_10x_bound": float(stats.binom.sf(reject_at - 1, n, min(1.0, 10 * bound))),
+        "errors": sum(r["outcome"] == "error" for r in runs),
+        "mean_seconds": sum(r["seconds"] for r in runs) / n,
+    }
+
+
+def summarise(chapters: list[str], sizes: list[str]) -> list[dict]:
+    """One row per chapter and size; at each size, a ``book`` row over the seeds every chapter
+    ran, where a seed fails when any chapter does and the bound is the sum of the chapters'."""
+    rows = []
+    for size in sizes:
+        by_chapter = {c: load(c, size) for c in chapters}
+        by_chapter = {c: runs for c, runs in by_chapter.items() if runs}
+        bounds = {}
+        for chapter, runs in by_chapter.items():
+            declared = [r["false_failure_bound"] for r in runs if r["false_failure_bound"]]
+            bounds[chapter] = max(declared) if declared else float("nan")
+            rows.append(calibration_row(chapter, size, runs, bounds[chapter]))
+        if len(by_chapter) == len(chapters) > 1:
+            seeds = set.intersection(*({r["seed"] for r in runs} for runs in by_chapter.values()))
+            book = []
+            for seed in sorted(seeds):
+                outcomes = [
+                    r["outcome"] for runs in by_chapter.values() for r in runs if r["seed"] == seed
+                ]
+                failed = "chance-failure" in outcomes
+                book.append({"outcome": "chance-failure" if failed else "pass", "seconds": 0.0})
+                if "error" in outcomes:
+                    book[-1]["outcome"] = "error"
+            if book:
+                rows.append(calibration_row("book", size, book, sum(bounds.values())))
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
     lines = [
         "| chapter | size | seeds | chance failures | observed rate (95% CI) | declared bound "
-        "| consistent | errors (bugs) | mean s/run |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| consistent (p) | rejects at | power at 10x bound | errors (bugs) | mean s/run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for size in sizes:
-        for chapter in chapters:
-            runs = load(chapter, size)
-            if not runs:
-                continue
-            n = len(runs)
-            fails = sum(r["outcome"] == "chance-failure" for r in runs)
-            errors = sum(r["outcome"] == "error" for r in runs)
-            bounds = [r["false_failure_bound"] for r in runs if r["false_failure_bound"]]
-            bound = max(bounds) if bounds else float("nan")
-            lo, hi = stats.binomtest(fails, n).proportion_ci(0.95, method="exact")
-            # consistent: the data do not reject "rate <= bound" (one-sided exact test at 5%)
-            p_exceeds = stats.binom.sf(fails - 1, n, bound) if bounds else float("nan")
-            consistent = "yes" if p_exceeds >= 0.05 else "**no**"
-            seconds = sum(r["seconds"] for r in runs) / n
-            lines.append(
-                f"| {chapter} | {size} | {n} | {fails} | {fails / n:.3f} ([{lo:.3f}, {hi:.3f}]) "
-                f"| {bound:.4g} | {consistent} | {errors} | {seconds:.1f} |"
-            )
+    for r in rows:
+        lo, hi = r["ci95"]
+        consistent = "yes" if r["consistent"] else "**no**"
+        seconds = f"{r['mean_seconds']:.1f}" if r["chapter"] != "book" else "—"
+        lines.append(
+            f"| {r['chapter']} | {r['size']} | {r['seeds']} | {r['chance_failures']} "
+            f"| {r['observed_rate']:.3f} ([{lo:.3f}, {hi:.3f}]) | {r['declared_bound']:.4g} "
+            f"| {consistent} ({r['p_value_rate_exceeds_bound']:.2f}) | {r['rejects_at_failures']} "
+            f"| {r['power_at_10x_bound']:.2f} | {r['errors']} | {seconds} |"
+        )
     return "\n".join(lines)
 
 
@@ -283,7 +328,10 @@ def main() -> None:
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(record, indent=1))
                 tmp.replace(path)
-    table = summarise(args.chapters, ["smoke", "full"])
+    rows = summarise(args.chapters, ["smoke", "full"])
+    CACHE.mkdir(parents=True, exist_ok=True)
+    (CACHE / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
+    table = markdown_table(rows)
     write_readme(table)
     print(table)
 

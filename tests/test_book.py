@@ -13,7 +13,7 @@ import minibook
 import papermill
 import pytest
 
-from asbbook import notebooks, pdf
+from asbbook import notebooks, pdf, report
 
 
 def test_every_toc_chapter_executes_without_error_outputs(executed_book, root):
@@ -26,6 +26,16 @@ def test_every_toc_chapter_executes_without_error_outputs(executed_book, root):
         glued = notebooks.glued_values(executed)
         assert glued, f"{chapter.name} glues no numbers into its prose"
         assert all(value.strip() for value in glued.values()), f"{chapter.name}: empty glued value"
+
+
+def test_every_chapter_declares_its_false_failure_bound_within_the_book_budget(executed_book, root):
+    bounds = {}
+    for chapter in notebooks.toc_notebooks(root):
+        glued = notebooks.glued_values(executed_book["stage"] / chapter.relative_to(root))
+        assert "false_failure_bound" in glued, f"{chapter.name} declares no false_failure_bound"
+        bounds[chapter.name] = float(glued["false_failure_bound"])
+        assert 0 < bounds[chapter.name] <= report.CHAPTER_ALPHA * (1 + 1e-9), bounds
+    assert sum(bounds.values()) <= report.BOOK_FALSE_FAILURE_BUDGET, bounds
 
 
 def test_book_builds_from_executed_copies_with_no_warnings(built_html, root):
@@ -52,6 +62,7 @@ def test_pages_load_no_remote_script_and_typeset_math_offline(built_html):
 
 def test_generated_appendix_lists_every_parameter(built_html, root):
     text = (built_html / "book" / "appendix-rerun.html").read_text()
+    assert "FALSE-FAILURE-TABLE" not in text and "<strong>book</strong> (sum)" in text
     for chapter in notebooks.toc_notebooks(root):
         for name in notebooks.declared_parameters(chapter):
             assert (

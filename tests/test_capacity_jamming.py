@@ -109,7 +109,6 @@ def test_ladders():
         jamming.fine_rungs(cands, 10**6, 1.1, 1.12)
 
 
-
 def test_coarse_centre_stays_on_the_coarse_ladder():
     from asbbook.capacity import sweeps
 
@@ -121,6 +120,7 @@ def test_coarse_centre_stays_on_the_coarse_ladder():
     assert sweeps.coarse_centre(n, [1] * 5, 2) == 40
     inside = sweeps.coarse_centre(n, [0, 0, 0.5, 1, 1], 2)
     assert 60 < inside < 135
+
 
 def _point(**kw):
     point = dict(
