@@ -10,12 +10,31 @@ its coupling is ``J_pi = prod_l W^{(l)}_{i_l i_{l-1}}`` and its gate product
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import warnings
 from collections.abc import Iterator, Sequence
 
 import sympy as sp
 
 from asbbook import validation
+
+
+class DerivationResult:
+    """Base of the frozen dataclasses that every ``derive_*`` returns.
+
+    ``result["name"]`` still works, with a ``DeprecationWarning``, for readers' code written
+    when the derivations returned dicts; an unknown name raises ``KeyError``."""
+
+    def __getitem__(self, key: str):
+        if key not in {f.name for f in dataclasses.fields(self)}:
+            raise KeyError(key)
+        warnings.warn(
+            f"{type(self).__name__}[{key!r}] is deprecated; use the attribute .{key}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(self, key)
 
 
 def weight_symbols(widths: Sequence[int]) -> list[sp.Matrix]:

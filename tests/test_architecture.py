@@ -133,12 +133,15 @@ CONCEPT_PACKAGES = sorted(CONCEPTS)
 
 @pytest.mark.parametrize("module", CONCEPT_PACKAGES)
 def test_every_derivation_returns_a_frozen_dataclass(module):
-    """One convention: ``derive_*`` returns a frozen dataclass (read from the annotation, so the
-    sympy work is not run here; the modules' own tests call the derivations)."""
+    """One convention: ``derive_*`` returns a frozen dataclass built on the core's
+    ``symbolic.DerivationResult`` (read from the annotation, so the sympy work is not run here;
+    the modules' own tests call the derivations)."""
     import dataclasses
     import importlib
     import inspect
     import typing
+
+    from asbbook.symbolic import DerivationResult
 
     mod = importlib.import_module(f"asbbook.{module}")
     derivations = {
@@ -152,3 +155,6 @@ def test_every_derivation_returns_a_frozen_dataclass(module):
         assert returned is not None, f"{module}.{name} has no return annotation"
         assert dataclasses.is_dataclass(returned), f"{module}.{name} returns {returned!r}"
         assert returned.__dataclass_params__.frozen, f"{module}.{name}: {returned} is not frozen"
+        assert issubclass(returned, DerivationResult), (
+            f"{module}.{name}: {returned} has no key access"
+        )

@@ -4,27 +4,18 @@ dataclass of the equations it shows (fields documented on each class)."""
 from __future__ import annotations
 
 import itertools
-import warnings
 from dataclasses import dataclass, fields
 
 import sympy as sp
 
 from asbbook.assembly import theory
-from asbbook.symbolic import symmetric_expectation
+from asbbook.symbolic import DerivationResult, symmetric_expectation
 
 E, VAR = sp.Function(r"\mathbb{E}"), sp.Function(r"\mathrm{Var}")
 
 
-class _Derivation:
-    """Frozen equations; ``result["name"]`` still works (deprecated) for the dict form."""
-
-    def __getitem__(self, key: str):
-        warnings.warn(
-            f"derivation[{key!r}] is deprecated: use the attribute .{key}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(self, key)
+class _Derivation(DerivationResult):
+    """A derivation result whose fields are all equations."""
 
     def equations(self) -> tuple:
         return tuple(getattr(self, f.name) for f in fields(self))

@@ -22,6 +22,7 @@ import sympy as sp
 import torch
 
 from asbbook import stats, validation
+from asbbook.symbolic import DerivationResult
 
 # ---------------------------------------------------------------------------------------------
 # Derivations (sympy)
@@ -38,7 +39,7 @@ def sigmoid_expr(x):
 
 
 @dataclass(frozen=True)
-class GateDerivation:
+class GateDerivation(DerivationResult):
     """The closed forms of a single Boltzmann gate, all verified by :func:`derive_gate`."""
 
     energy: sp.Expr
@@ -95,7 +96,7 @@ def derive_gate() -> GateDerivation:
 
 
 @dataclass(frozen=True)
-class EntropyMaximum:
+class EntropyMaximum(DerivationResult):
     """Where the gate entropy peaks (:func:`derive_entropy_maximum`)."""
 
     open_probability: sp.Expr  # p* = 1/2
@@ -123,7 +124,7 @@ def derive_entropy_maximum() -> EntropyMaximum:
 
 
 @dataclass(frozen=True)
-class ZeroTemperatureLimits:
+class ZeroTemperatureLimits(DerivationResult):
     """Each quantity's limit ``beta -> infinity`` as a pair ``(z > 0, z < 0)``."""
 
     mean_gate: tuple[sp.Expr, sp.Expr]  # the step 1[z > 0]
@@ -163,7 +164,7 @@ def derive_zero_temperature_limits() -> ZeroTemperatureLimits:
 
 
 @dataclass(frozen=True)
-class SupGap:
+class SupGap(DerivationResult):
     """The largest gap to ReLU (:func:`derive_sup_gap`); unpacks as ``t_star, gap = ...``."""
 
     t_star: sp.Expr  # beta |z*| = 1 + W(1/e)

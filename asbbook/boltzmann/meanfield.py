@@ -33,12 +33,13 @@ import torch
 from asbbook import nets, validation
 from asbbook.boltzmann.gate import check_beta, sigmoid_expr
 from asbbook.boltzmann.network import _check_network, _finite_output, relative_gap
+from asbbook.symbolic import DerivationResult
 
 N_QUADRATURE = 256  # Gauss-Hermite nodes: relative error < 1e-3 up to beta sqrt(v) = 20
 
 
 @dataclass(frozen=True)
-class MeanFieldDerivation:
+class MeanFieldDerivation(DerivationResult):
     """The closure's ingredients, each asserted by :func:`derive_mean_field`."""
 
     conditional_mean: sp.Expr  # E[g z | z] = z sigmoid(beta z)

@@ -23,6 +23,7 @@ import sympy as sp
 import torch
 
 from asbbook.stats import binary_entropy_bits
+from asbbook.symbolic import DerivationResult
 
 P_sym, N_sym = sp.symbols("P N", integer=True, positive=True)
 k_sym, j_sym = sp.symbols("k j", integer=True, nonnegative=True)
@@ -39,7 +40,7 @@ def _cover_exact(P: int, N: int) -> int:
 
 
 @dataclass(frozen=True)
-class CoverDerivation:
+class CoverDerivation(DerivationResult):
     """Cover's function-counting theorem, verified by :func:`derive_cover_recursion`."""
 
     closed_form: sp.Expr  # C(P, N) = 2 sum_{k<N} binom(P-1, k)
@@ -115,7 +116,7 @@ def derive_cover_recursion(grid: int = 40) -> CoverDerivation:
 
 
 @dataclass(frozen=True)
-class CoverSpecialValues:
+class CoverSpecialValues(DerivationResult):
     """``C(P, N) = 2^P`` for ``P <= N`` and ``C(2N, N) = 2^{2N-1}``, from :func:`derive_cover_special`."""
 
     below_dimension: sp.Eq  # C(P, N) = 2^P for P <= N
@@ -169,7 +170,7 @@ def derive_cover_special(n_check: int = 200) -> CoverSpecialValues:
 
 
 @dataclass(frozen=True)
-class CoverStep:
+class CoverStep(DerivationResult):
     """The large-``N`` step of the realisable fraction, from :func:`derive_cover_step`."""
 
     standardised_argument: sp.Expr  # z(P, N) = (2N - P) / sqrt(P - 1)
@@ -236,7 +237,7 @@ def derive_cover_step(n_numeric: int = 2000) -> CoverStep:
 
 
 @dataclass(frozen=True)
-class HingeDerivation:
+class HingeDerivation(DerivationResult):
     """Zero hinge loss versus zero 0-1 error, from :func:`derive_hinge_versus_zero_one`."""
 
     hinge: sp.Expr  # max(0, 1 - m) for a margin m = y f
@@ -367,7 +368,7 @@ def cover_fraction_normal(P, N):
 
 
 @dataclass(frozen=True)
-class GateEntropyFirstLayer:
+class GateEntropyFirstLayer(DerivationResult):
     """The expected first-layer gate entropy to leading order
     (:func:`derive_gate_entropy_first_layer`)."""
 

@@ -11,34 +11,19 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from fractions import Fraction
 
 import sympy as sp
 
 from asbbook import symbolic, validation
 from asbbook.circuits import _checks
-
-
-class _Fields:
-    """Read access by name, ``result["field"]``, kept for code written when ``derive_*``
-    returned dicts (deprecated: use the attribute)."""
-
-    def __getitem__(self, key: str):
-        if key not in {f.name for f in fields(self)}:
-            raise KeyError(key)
-        warnings.warn(
-            f"{type(self).__name__}[{key!r}] is deprecated, use .{key}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(self, key)
+from asbbook.symbolic import DerivationResult
 
 
 @dataclass(frozen=True)
-class PathExpansion(_Fields):
+class PathExpansion(DerivationResult):
     """Result of :func:`derive_path_expansion`."""
 
     layered: sp.Expr  # W^L G^{L-1} ... G^1 W^1 x, computed layer by layer
@@ -48,7 +33,7 @@ class PathExpansion(_Fields):
 
 
 @dataclass(frozen=True)
-class SpinForm(_Fields):
+class SpinForm(DerivationResult):
     """Result of :func:`derive_spin_form`: ``f`` as a polynomial in the spins ``s = 2g - 1``."""
 
     f_spin: sp.Expr  # the expanded polynomial
@@ -60,7 +45,7 @@ class SpinForm(_Fields):
 
 
 @dataclass(frozen=True)
-class CircuitEnergyDerivation(_Fields):
+class CircuitEnergyDerivation(DerivationResult):
     """Result of :func:`derive_circuit_energy`."""
 
     loss: sp.Expr  # 1/2 sum_mu (y_mu - f(x_mu))^2 with f computed layer by layer
@@ -74,7 +59,7 @@ class CircuitEnergyDerivation(_Fields):
 
 
 @dataclass(frozen=True)
-class OpenCircuitDerivation(_Fields):
+class OpenCircuitDerivation(DerivationResult):
     """Result of :func:`derive_expected_open_circuits`."""
 
     per_circuit_probability: sp.Expr  # p_l, the solution of p_l = p_{l-1} / 2, p_0 = 1

@@ -6,7 +6,6 @@ See :mod:`asbbook.dynamics` for the chapter's overview.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from scipy import special, stats
 
 from asbbook import nets, validation
 from asbbook.stats import Estimate, binary_entropy_bits
+from asbbook.symbolic import DerivationResult
 
 
 def _count(name: str, value, minimum: int = 1) -> int:
@@ -32,20 +32,8 @@ def _positive(name: str, value) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-class _Fields:
-    """Read access by key, for code written when the derivations returned dicts."""
-
-    def __getitem__(self, key: str):
-        warnings.warn(
-            f"{type(self).__name__}[{key!r}] is deprecated; use the attribute .{key}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(self, key)
-
-
 @dataclass(frozen=True)
-class InitialHinge(_Fields):
+class InitialHinge(DerivationResult):
     """The margins of a label-blind symmetric output (:func:`derive_initial_hinge`)."""
 
     split: sp.Eq  # P(y f < 1) = P(f < 1)
@@ -55,7 +43,7 @@ class InitialHinge(_Fields):
 
 
 @dataclass(frozen=True)
-class PluginInformationBias(_Fields):
+class PluginInformationBias(DerivationResult):
     """The plug-in information of an independent gate (:func:`derive_plugin_information_bias`)."""
 
     series: sp.Eq  # I to second order in e (nats)

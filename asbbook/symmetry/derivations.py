@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import sympy as sp
 
 from asbbook import validation
 from asbbook.symbolic import (
+    DerivationResult,
     circuit_couplings,
     circuit_sum,
     flip_witness,
@@ -29,21 +29,6 @@ from asbbook.symbolic import (
 )
 
 _C = sp.Symbol("c", positive=True)
-
-
-class _Derivation:
-    """Frozen result of a derivation. ``result["key"]`` still works (deprecated: use
-    ``result.key``), so readers' notebooks written against the old dict results keep running."""
-
-    def __getitem__(self, key: str):
-        warnings.warn(
-            f"{type(self).__name__}[{key!r}] is deprecated; use the attribute .{key}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        if key not in {f.name for f in fields(self)}:
-            raise KeyError(key)
-        return getattr(self, key)
 
 
 def _symbolic_net(widths: Sequence[int]):
@@ -65,7 +50,7 @@ def _check_hidden(widths, layer: int) -> int:
 
 
 @dataclass(frozen=True)
-class ScaleInvariance(_Derivation):
+class ScaleInvariance(DerivationResult):
     """``gate``: ``H(c z) = H(z)``; ``relu``: ``relu(c z) = c relu(z)`` (``c > 0``)."""
 
     gate: sp.Eq
@@ -89,7 +74,7 @@ def derive_gate_scale_invariance() -> ScaleInvariance:
 
 
 @dataclass(frozen=True)
-class RescalingSymmetry(_Derivation):
+class RescalingSymmetry(DerivationResult):
     """``lemma`` (:func:`derive_gate_scale_invariance`), ``coupling`` (a path through the
     rescaled unit keeps its ``J``), ``output`` (the unchanged network function) and
     ``n_circuits``."""
@@ -142,7 +127,7 @@ def derive_rescaling_symmetry(
 
 
 @dataclass(frozen=True)
-class PermutationSymmetry(_Derivation):
+class PermutationSymmetry(DerivationResult):
     """``output`` (unchanged), ``perm`` (new unit ``i`` = old unit ``perm[i]``), ``n_circuits``."""
 
     output: sp.Expr
@@ -195,7 +180,7 @@ def _layer_variances(ws, widths):
 
 
 @dataclass(frozen=True)
-class SignFlipMoments(_Derivation):
+class SignFlipMoments(DerivationResult):
     """``mean``: ``E J_pi = 0``; ``cross``: ``E J_pi J_pi' = 0``; ``square``: the general
     ``E J_pi^2 = prod_l sigma_l^2 / n_{l-1}``; ``square_example``: its value for ``widths``;
     ``log_square``: for Gaussian weights, ``E ln J_pi^2 = sum_l ln(sigma_l^2/n_{l-1}) - L(gamma +
@@ -270,7 +255,7 @@ def derive_sign_flip_moments(widths: Sequence[int] = (2, 3, 2, 1)) -> SignFlipMo
 
 
 @dataclass(frozen=True)
-class SymmetricSplit(_Derivation):
+class SymmetricSplit(DerivationResult):
     """``probability``: ``P(g = 1) = 1/2``; ``half_moment``: ``E[g z^2] = E[z^2]/2``;
     ``gaussian``: the Gaussian half-line integral ``q/2``."""
 
@@ -324,7 +309,7 @@ def derive_symmetric_split() -> SymmetricSplit:
 
 
 @dataclass(frozen=True)
-class VarianceMap(_Derivation):
+class VarianceMap(DerivationResult):
     """``first_layer``: ``q^1 = sigma^2 m``; ``recursion``: ``q^{l+1} = sigma^2 q^l / 2``;
     ``solution``: ``q^l = 2 m (sigma^2/2)^l``; ``fixed_point``: ``sigma^2 = 2``."""
 
@@ -414,7 +399,7 @@ def _expect_top_down(expr, ws, gates, var, lowest: int) -> sp.Expr:
 
 
 @dataclass(frozen=True)
-class GradientMap(_Derivation):
+class GradientMap(DerivationResult):
     """``recursion``: ``N^{l-1} = (sigma_l^2/2) N^l`` for ``N^l = E |df/dz^l|^2``;
     ``solution``: ``N^l = prod_{k>l} sigma_k^2/2``; ``weights``:
     ``E |df/dW^l|^2 = n_{l-1} m prod_{k != l} sigma_k^2/2``; ``euler``: ``f = delta^l . z^l``."""
@@ -483,7 +468,7 @@ def derive_gradient_map(widths: Sequence[int] = (2, 3, 2, 1)) -> GradientMap:
 
 
 @dataclass(frozen=True)
-class InformationBias(_Derivation):
+class InformationBias(DerivationResult):
     """``entropy``: ``E H_hat - H = -(m-1)/(2N)`` nats (``m`` cells); ``information``:
     ``E I_hat - I = (|X|-1)(|Y|-1)/(2 N ln 2)`` bits; ``binary``: ``1/(2 N ln 2)`` bits."""
 
