@@ -387,3 +387,21 @@ def test_bad_input_is_refused_by_name_before_work(x16):
         assembly.log_norm_profile([torch.ones(3, 4)], torch.ones(4, dtype=torch.bool))
     with pytest.raises(ValueError, match="zs"):
         assembly.log_norm_profile([], x16)
+
+
+def test_layer_cv_null_stderr_is_the_spread_of_the_sample_cv():
+    """The null standard error against the spread of sample CVs of exact draws of ``r^1``
+    (a mean of ``n`` iid relu(z)^2): 2000 replicate CVs give the SD to about 2.5% (the CV's
+    kurtosis included), so a 12% window is over 4 SE wide."""
+    gen = torch.Generator().manual_seed(7)
+    for n, members in ((4, 500), (16, 300)):
+        z = torch.randn(2000, members, n, generator=gen, dtype=torch.float64)
+        r = torch.relu(z).square().mean(dim=-1)
+        cv = r.std(dim=1) / r.mean(dim=1)
+        ratio = float(cv.std()) / assembly.layer_cv_null_stderr(n, members)
+        assert abs(ratio - 1) < 0.12, (n, ratio)
+        assert abs(float(cv.mean()) - assembly.layer_cv_theory(n)) < 4 * float(cv.std()) / 40
+    with pytest.raises(ValueError, match="n_members"):
+        assembly.layer_cv_null_stderr(4, 1)
+    with pytest.raises(ValueError, match="n"):
+        assembly.layer_cv_null_stderr(0, 100)
