@@ -82,6 +82,41 @@ def cv_with_stderr(samples, dim: int = 0) -> Estimate:
     return Estimate(cv, torch.sqrt(torch.clamp(se2, min=0)))
 
 
+class SampleVarianceLaw(NamedTuple):
+    """Mean, standard deviation and skewness of an unbiased sample variance under a known law."""
+
+    mean: float
+    stderr: float
+    skewness: float
+
+
+def sample_variance_law(cumulants, n_samples: int) -> SampleVarianceLaw:
+    """The law of the unbiased sample variance ``s^2`` of ``n`` iid draws whose cumulants
+    ``k_2, ..., k_6`` are ``cumulants`` (Fisher's k-statistic ``k_2``; Kendall & Stuart, *The
+    Advanced Theory of Statistics* vol. 1, ch. 12), exact at finite ``n``:
+
+        E s^2 = k_2,   Var s^2 = k_4/n + 2 k_2^2/(n-1),
+        k_3(s^2) = k_6/n^2 + 12 k_4 k_2/(n(n-1)) + 4(n-2) k_3^2/(n(n-1)^2) + 8 k_2^3/(n-1)^2.
+
+    A ``z``-test of ``s^2`` is trustworthy only where the skewness is small: heavy-tailed draws
+    make the far tail of ``s^2`` heavier than the normal one."""
+    k = np.asarray(cumulants, dtype=np.float64).ravel()
+    if k.size != 5 or not np.isfinite(k).all() or k[0] <= 0:
+        raise ValueError(f"cumulants must be k_2..k_6 (five finite numbers, k_2 > 0), got {k}")
+    n = validation.check_int("n_samples", n_samples, minimum=4)
+    k2, k3, k4, _, k6 = (float(v) for v in k)
+    var = k4 / n + 2 * k2**2 / (n - 1)
+    if var <= 0:
+        raise ValueError(f"the cumulants give a non-positive variance of s^2 ({var})")
+    third = (
+        k6 / n**2
+        + 12 * k4 * k2 / (n * (n - 1))
+        + 4 * (n - 2) * k3**2 / (n * (n - 1) ** 2)
+        + 8 * k2**3 / (n - 1) ** 2
+    )
+    return SampleVarianceLaw(k2, math.sqrt(var), third / var**1.5)
+
+
 def proportion_with_stderr(successes, trials) -> Estimate:
     """A binomial proportion ``k / n`` with its plug-in standard error ``sqrt(p (1-p) / n)``.
 

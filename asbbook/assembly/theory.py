@@ -98,28 +98,41 @@ def _open_gate_law(n: int) -> tuple[np.ndarray, np.ndarray]:
     return k, p / p.sum()
 
 
-def layer_log_cumulants_exact(n: int) -> np.ndarray:
-    """The first four cumulants of ``ln F`` for one Gaussian ReLU layer of width ``n``.
+def _raw_from_cumulants(kappa: list) -> list:
+    """Raw moments ``m_1..m_r`` from cumulants ``k_1..k_r`` (arrays allowed):
+    ``m_j = sum_{i=1}^{j} C(j-1, i-1) k_i m_{j-i}``, ``m_0 = 1``."""
+    m = [1.0]
+    for j in range(1, len(kappa) + 1):
+        m.append(sum(math.comb(j - 1, i - 1) * kappa[i - 1] * m[j - i] for i in range(1, j + 1)))
+    return m[1:]
+
+
+def _cumulants_from_raw(m: list) -> list:
+    """The inverse: ``k_j = m_j - sum_{i=1}^{j-1} C(j-1, i-1) k_i m_{j-i}``."""
+    raw = [1.0, *m]
+    kappa: list = []
+    for j in range(1, len(m) + 1):
+        kappa.append(
+            raw[j] - sum(math.comb(j - 1, i - 1) * kappa[i - 1] * raw[j - i] for i in range(1, j))
+        )
+    return kappa
+
+
+def layer_log_cumulants_exact(n: int, order: int = 4) -> np.ndarray:
+    """The first ``order`` (4 by default, at most 8) cumulants of ``ln F`` for one Gaussian ReLU
+    layer of width ``n``: the mean first, then ``k_2, k_3, ...``.
 
     ``F = (2/n) chi^2_K``; given ``K = k`` the cumulants of ``ln chi^2_k`` are
-    ``psi(k/2) + ln 2`` and ``psi_j(k/2)`` for ``j = 1, 2, 3`` (Mellin transform, see
+    ``psi(k/2) + ln 2`` and ``psi_{j-1}(k/2)`` for ``j >= 2`` (Mellin transform, see
     ``derive_exact_layer_log_variance``). The mixture over ``K ~ Bin(n, 1/2)``, ``K >= 1``, is
     taken through the raw moments."""
     n = _check_width(n)
+    order = validation.check_int("order", order, minimum=1, maximum=8)
     k, p = _open_gate_law(n)
-    c1 = math.log(2.0 / n) + special.digamma(k / 2) + math.log(2.0)
-    c2, c3, c4 = (special.polygamma(j, k / 2) for j in (1, 2, 3))
-    raw = [
-        c1,
-        c2 + c1**2,
-        c3 + 3 * c2 * c1 + c1**3,
-        c4 + 4 * c3 * c1 + 3 * c2**2 + 6 * c2 * c1**2 + c1**4,
-    ]
-    m1, m2, m3, m4 = (float(p @ r) for r in raw)
-    k2 = m2 - m1**2
-    k3 = m3 - 3 * m2 * m1 + 2 * m1**3
-    k4 = m4 - 4 * m3 * m1 - 3 * m2**2 + 12 * m2 * m1**2 - 6 * m1**4
-    return np.array([m1, k2, k3, k4])
+    conditional = [math.log(2.0 / n) + special.digamma(k / 2) + math.log(2.0)]
+    conditional += [special.polygamma(j - 1, k / 2) for j in range(2, order + 1)]
+    raw = [float(p @ r) for r in _raw_from_cumulants(conditional)]
+    return np.array(_cumulants_from_raw(raw))
 
 
 def layer_log_mean_exact(n: int) -> float:
@@ -179,10 +192,10 @@ def log_norm_variance_theory(widths=None, *, last_linear: bool = False, hidden_w
     return float(total - 3.0 / ns[-1] if last_linear else total)
 
 
-def log_norm_cumulants_exact(widths) -> np.ndarray:
-    """Mean, variance, third and fourth cumulants of ``ln(r^L / r^0)``: sums over the
-    independent layers of :func:`layer_log_cumulants_exact`."""
-    return np.sum([layer_log_cumulants_exact(n) for n in layer_widths(widths)], axis=0)
+def log_norm_cumulants_exact(widths, order: int = 4) -> np.ndarray:
+    """Mean, variance and higher cumulants (``order`` in all) of ``ln(r^L / r^0)``: sums over
+    the independent layers of :func:`layer_log_cumulants_exact`."""
+    return np.sum([layer_log_cumulants_exact(n, order) for n in layer_widths(widths)], axis=0)
 
 
 def log_norm_shape_exact(widths) -> tuple[float, float]:
