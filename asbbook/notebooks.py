@@ -331,8 +331,10 @@ def execute_book(
     return times
 
 
-def build_html(stage: Path, output_root: Path, *, strict: bool = True) -> Path:
-    """Run jupyter-book 1.x on ``stage``; the HTML lands in ``output_root/_build/html``."""
+def run_jupyter_book(stage: Path, output_root: Path, builder: str, *, strict: bool = True) -> Path:
+    """Run jupyter-book 1.x's ``builder`` on ``stage`` (every page: chapter 6 glues numbers from
+    other chapters' executed copies); returns ``output_root/_build/<builder>``, which must then
+    hold an ``index.html``. ``strict`` turns warnings into errors (``-W -n``)."""
     command = [
         sys.executable,
         "-c",
@@ -342,14 +344,19 @@ def build_html(stage: Path, output_root: Path, *, strict: bool = True) -> Path:
         "--path-output",
         str(output_root),
         "--builder",
-        "html",
-        "--all",  # every page: chapter 6 glues numbers from other chapters' executed copies
+        builder,
+        "--all",
     ]
     if strict:
         command += ["-W", "-n", "--keep-going"]
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
     subprocess.run(command, check=True, env=env)
-    html = output_root / "_build" / "html"
-    if not (html / "index.html").is_file():
-        raise RuntimeError(f"jupyter-book finished but wrote no {html / 'index.html'}")
-    return html
+    out = output_root / "_build" / builder
+    if not (out / "index.html").is_file():
+        raise RuntimeError(f"jupyter-book finished but wrote no {out / 'index.html'}")
+    return out
+
+
+def build_html(stage: Path, output_root: Path, *, strict: bool = True) -> Path:
+    """Run jupyter-book 1.x on ``stage``; the HTML lands in ``output_root/_build/html``."""
+    return run_jupyter_book(stage, output_root, "html", strict=strict)

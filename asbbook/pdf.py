@@ -18,7 +18,6 @@ import functools
 import http.server
 import os
 import re
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -51,26 +50,7 @@ def chromium_executable() -> str:
 
 def build_singlehtml(stage: Path, output_root: Path, *, strict: bool = True) -> Path:
     """Run jupyter-book 1.x's ``singlehtml`` builder on ``stage``; returns the output folder."""
-    command = [
-        sys.executable,
-        "-c",
-        "from jupyter_book.cli.main import main; main()",
-        "build",
-        str(stage),
-        "--path-output",
-        str(output_root),
-        "--builder",
-        "singlehtml",
-        "--all",
-    ]
-    if strict:
-        command += ["-W", "-n", "--keep-going"]
-    env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
-    subprocess.run(command, check=True, env=env)
-    html = output_root / "_build" / "singlehtml"
-    if not (html / "index.html").is_file():
-        raise RuntimeError(f"jupyter-book finished but wrote no {html / 'index.html'}")
-    return html
+    return notebooks.run_jupyter_book(stage, output_root, "singlehtml", strict=strict)
 
 
 def single_page(html_dir: Path) -> str:
