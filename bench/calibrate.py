@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / "calibration"
 README = ROOT / "bench" / "README.md"
 BEGIN, END = "<!-- CALIBRATION-BEGIN -->", "<!-- CALIBRATION-END -->"
+BATCH = 25  # runs per worker process before it is replaced
 FIRST_SEED = 1000  # fresh seeds: the chapters' defaults (seed 0) are not part of the sample
 
 
@@ -204,6 +205,15 @@ def check_runners(chapters: list[str], size: str, n_seeds: int, workers: int) ->
     return ok
 
 
+def save(record: dict) -> None:
+    """Write one run's record atomically (an interrupted run leaves no partial file)."""
+    path = cache_file(record["chapter"], record["size"], record["seed"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(path)
+
+
 def cache_file(chapter: str, size: str, seed: int) -> Path:
     return CACHE / size / chapter / f"seed-{seed}.json"
 
@@ -317,17 +327,21 @@ def main() -> None:
             for c in args.chapters
             if not cache_file(c, args.size, s).exists()
         ]
-        # fresh workers now and then: a chapter's figures and caches must not pile up
+        # fresh workers every BATCH runs per worker, so a chapter's figures and caches cannot
+        # pile up (a new pool per batch: Python 3.11's max_tasks_per_child hangs when it
+        # replaces a worker)
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(args.workers, mp_context=context, max_tasks_per_child=20) as pool:
-            futures = [pool.submit(run_one, *job, args.runner) for job in todo]
-            for future in tqdm(as_completed(futures), total=len(futures), desc="calibration"):
-                record = future.result()
-                path = cache_file(record["chapter"], record["size"], record["seed"])
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(record, indent=1))
-                tmp.replace(path)
+        step = BATCH * args.workers
+        with tqdm(total=len(todo), desc="calibration") as bar:
+            for first in range(0, len(todo), step):
+                with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+                    futures = [
+                        pool.submit(run_one, *job, args.runner)
+                        for job in todo[first : first + step]
+                    ]
+                    for future in as_completed(futures):
+                        save(future.result())
+                        bar.update()
     rows = summarise(args.chapters, ["smoke", "full"])
     CACHE.mkdir(parents=True, exist_ok=True)
     (CACHE / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")

@@ -1,0 +1,98 @@
+"""Far tails of the chapter-4 test statistics under their own theory, by simulation.
+
+Chapter 4 tests the coefficient of variation of ``r^1`` and the variance of ``ln r^L`` at the
+book's per-row levels (about 1e-4). Both are heavy-tailed at narrow widths, so the normal law of
+their z can misstate the far tail. This script draws the exact null models (``r^1`` is the mean of
+``n`` iid ``relu(z)^2``; ``ln r^L`` is a sum of ``L`` iid layer factors ``ln((2/n) chi^2_K)``
+with ``K ~ Bin(n, 1/2)``, ``K >= 1``) and reports how often each form of the test rejects,
+against the normal rate. The figures quoted in ``bench/README.md`` (section 6) come from
+
+    .venv/bin/python bench/null_tails.py --cv-reps 200000 --var-reps 60000
+
+(about 5 minutes on one core); smaller ``--*-reps`` give rougher tails.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from scipy import stats
+
+from asbbook import assembly
+from asbbook.stats import sample_variance_law
+
+THRESHOLDS = (3.0, 3.5, 3.9)
+
+
+def rates(z: np.ndarray) -> str:
+    return " | ".join(
+        f"{(np.abs(z) > t).mean():.2e} ({2 * stats.norm.sf(t):.1e})" for t in THRESHOLDS
+    )
+
+
+def cv_tails(n: int, members: int, reps: int, rng) -> dict[str, np.ndarray]:
+    """z of the sample CV of ``r^1``: plug-in error, the theory's error, and on ln CV."""
+    cv0 = assembly.layer_cv_theory(n)
+    se0 = assembly.layer_cv_null_stderr(n, members)
+    out: dict[str, list] = {"CV, plug-in error": [], "ln CV, theory's error": []}
+    chunk = max(1, min(reps, 2_000_000 // (members * n)))
+    for start in range(0, reps, chunk):
+        z = rng.standard_normal((min(chunk, reps - start), members, n))
+        r = (np.maximum(z, 0) ** 2).mean(axis=2)
+        m = r.mean(1)
+        d = r - m[:, None]
+        v = (d**2).sum(1) / (members - 1)
+        m3, m4 = (d**3).mean(1), (d**4).mean(1)
+        cv = np.sqrt(v) / m
+        plug = (v**2 / m**4 + (m4 - v**2) / (4 * m**2 * v) - m3 / m**3) / members
+        out["CV, plug-in error"].append((cv - cv0) / np.sqrt(np.clip(plug, 1e-300, None)))
+        out["ln CV, theory's error"].append((np.log(cv) - np.log(cv0)) / (se0 / cv0))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def variance_tails(n: int, depth: int, members: int, reps: int, rng) -> dict[str, np.ndarray]:
+    """z of the sample variance of ``ln r^L``: plug-in error and the exact law's error."""
+    shape = (16,) + (n,) * depth
+    law = sample_variance_law(assembly.log_norm_cumulants_exact(shape, order=6)[1:], members)
+    out: dict[str, list] = {"plug-in error": [], f"exact error (skewness {law.skewness:.3f})": []}
+    chunk = max(1, min(reps, 2_000_000 // (members * depth)))
+    for start in range(0, reps, chunk):
+        size = (min(chunk, reps - start), members)
+        total = np.zeros(size)
+        for _ in range(depth):
+            k = rng.binomial(n, 0.5, size=size)
+            while (k == 0).any():  # the exact law is conditional on no dead layer
+                dead = k == 0
+                k[dead] = rng.binomial(n, 0.5, size=int(dead.sum()))
+            total += np.log(2 / n * rng.chisquare(k))
+        v = total.var(axis=1, ddof=1)
+        d = total - total.mean(1, keepdims=True)
+        m4 = (d**4).mean(1)
+        plug = np.sqrt(
+            np.clip(m4 / members - v**2 * (members - 3) / (members * (members - 1)), 1e-300, None)
+        )
+        out["plug-in error"].append((v - law.mean) / plug)
+        out[f"exact error (skewness {law.skewness:.3f})"].append((v - law.mean) / law.stderr)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cv-reps", type=int, default=20_000)
+    parser.add_argument("--var-reps", type=int, default=6_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    head = " | ".join(f"P(abs z > {t}) (normal)" for t in THRESHOLDS)
+    print(f"| statistic | case | replicates | {head} |")
+    print("|---|---|---|" + "---|" * len(THRESHOLDS))
+    for name, z in cv_tails(4, 2000, args.cv_reps, rng).items():
+        print(f"| {name} | n = 4, 2000 nets | {z.size} | {rates(z)} |")
+    for n, depth in ((16, 3), (32, 3)):
+        for name, z in variance_tails(n, depth, 2000, args.var_reps, rng).items():
+            print(f"| Var ln r, {name} | n = {n}, L = {depth}, 2000 nets | {z.size} | {rates(z)} |")
+
+
+if __name__ == "__main__":
+    main()
