@@ -9,7 +9,7 @@ against the normal rate. The figures quoted in ``bench/README.md`` (section 6) c
 
     .venv/bin/python bench/null_tails.py --cv-reps 200000 --var-reps 60000
 
-(about 5 minutes on one core); smaller ``--*-reps`` give rougher tails.
+(a few minutes on one core); smaller ``--*-reps`` give rougher tails.
 """
 
 from __future__ import annotations
