@@ -180,7 +180,13 @@ def weighted_least_squares(design, y, se, *, birge: bool = True) -> LinearFit:
     if np.linalg.matrix_rank(A) < A.shape[1]:
         raise ValueError("the design matrix is rank deficient: too few distinct points")
     w = 1.0 / se**2
-    cov = np.linalg.inv(A.T @ (w[:, None] * A))
+    try:
+        cov = np.linalg.inv(A.T @ (w[:, None] * A))
+    except np.linalg.LinAlgError:
+        raise ValueError(
+            f"the weighted normal equations are singular: the errors span {se.min():.3g} to "
+            f"{se.max():.3g}, too wide a range for the points to constrain every coefficient"
+        ) from None
     beta = cov @ (A.T @ (w * y))
     chi2 = float(np.sum(w * (y - A @ beta) ** 2))
     dof = int(y.size - A.shape[1])

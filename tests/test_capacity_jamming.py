@@ -339,3 +339,13 @@ def test_train_padded_refuses_bad_arguments_by_name(lr, steps, loss):
         assert any(name in str(err) for name in ("lr", "steps", "loss")), err
         return
     assert np.isfinite(res.loss).all() or res.diverged.any()
+
+
+def test_locate_refuses_a_crossing_outside_the_rungs():
+    from asbbook.transitions import transition_point
+
+    x, fraction = [10, 20, 40, 80], [0.5, 0.25, 0.5, 0.5]
+    assert transition_point(x, fraction, 4).x_star > 80  # a nearly flat fit
+    assert analysis.locate(x, fraction, 4) is None
+    inside = analysis.locate(x, [0.0, 0.25, 0.75, 1.0], 4)
+    assert inside is not None and 20 < inside.x_star < 40

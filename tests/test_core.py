@@ -121,3 +121,9 @@ def test_sample_variance_law_matches_monte_carlo_for_the_exponential():
         sample_variance_law([1, 0, 0, 0, 0], 3)
     with pytest.raises(ValueError, match="cumulants"):
         sample_variance_law([1, 0, 0], 30)
+
+
+def test_weighted_least_squares_names_singular_normal_equations():
+    design = np.column_stack([[16.0, 24.0], [1.0, 1.0]])
+    with pytest.raises(ValueError, match="errors span"):
+        stats.weighted_least_squares(design, [1.78e103, 128.8], [3.07e108, 14.8])

@@ -69,11 +69,16 @@ def cell_column(result: dict) -> CellColumn:
 
 def locate(x, fraction, n_runs) -> Transition | None:
     """``transitions.transition_point`` (Firth-logistic 1/2 crossing in ``ln x``), or ``None``
-    when the fractions do not straddle 1/2 or do not rise with ``x``."""
+    when the fractions do not straddle 1/2, do not rise with ``x``, or give a crossing outside
+    the rungs or without a finite error (a nearly flat fit can put it at 1e103: a fresh seed at
+    smoke size did)."""
     try:
-        return transition_point(x, fraction, n_runs)
+        found = transition_point(x, fraction, n_runs)
     except (ValueError, RuntimeError, np.linalg.LinAlgError):
         return None
+    x = np.asarray(x, dtype=np.float64)
+    inside = x.min() <= found.x_star <= x.max()
+    return found if inside and math.isfinite(found.x_star_se) else None
 
 
 def ladder_ratio_near(n_params, centre: float, window: float = 1.25) -> float:
