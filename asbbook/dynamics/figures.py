@@ -92,3 +92,37 @@ def order_parameter_figure(curves, steps, near, *, entropy_pred: float, info_pre
         ax.legend(fontsize=6.5)
     fig.tight_layout()
     return fig
+
+
+def stuck_figure(longer, below_ratios, budget: int, converged_at_budget):
+    """The loss of every replica below ``N*`` that was short of zero loss at the end of the first
+    budget, over the extended run (``longer``: a ``Dynamics`` of the widths below ``N*``), one
+    colour per width, on log axes; the dashed line marks the first budget. A replica that reaches
+    zero loss later leaves the log axis there."""
+    fig, (ax,) = new_figure(width=6.4, height=3.8)
+    steps = np.asarray(longer.steps, dtype=np.float64)
+    shown = steps > 0
+    for j, ratio in enumerate(below_ratios):
+        short = ~np.asarray(converged_at_budget[j])
+        losses = np.asarray(longer["loss"][j])[short]
+        for i, loss in enumerate(losses):
+            positive = shown & (loss > 0)
+            ax.plot(
+                steps[positive],
+                loss[positive],
+                color=f"C{j}",
+                lw=0.8,
+                alpha=0.6,
+                label=f"{ratio:.2f} $N^*$ ({len(losses)} replicas)" if i == 0 else None,
+            )
+    ax.axvline(budget, color="black", ls="--", lw=1, label="end of the first budget")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="Adam step",
+        ylabel="hinge loss",
+        title="replicas below $N^*$ short of zero loss at the budget",
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
