@@ -186,15 +186,16 @@ def execution_report(root: Path, stage: Path) -> str:
 
 def false_failure_table(root: Path, stage: Path) -> str:
     """Each executed chapter's declared ``false_failure_bound`` and their sum, beside what the
-    calibration run (``bench/calibrate.py``, its ``summary.json``) observed at smoke size."""
+    calibration run (``bench/calibrate.py``, its ``summary.json``) observed at smoke and full
+    size ("not run" where it has no record)."""
     observed = {}
     summary = root / CALIBRATION_SUMMARY
     if summary.is_file():
         observed = {(r["chapter"], r["size"]): r for r in json.loads(summary.read_text())}
     lines = [
-        "| chapter | declared bound (this build) | calibration at smoke size: chance failures "
-        "/ seeds (95% interval of the rate) |",
-        "|---|---|---|",
+        "| chapter | declared bound (this build) | calibration, smoke size: chance failures "
+        "/ seeds (95% interval of the rate) | calibration, full size |",
+        "|---|---|---|---|",
     ]
     total = 0.0
     for chapter in notebooks.toc_notebooks(root):
@@ -204,10 +205,12 @@ def false_failure_table(root: Path, stage: Path) -> str:
         total += bound or 0.0
         lines.append(
             f"| `{chapter.stem}` | {'—' if bound is None else f'{bound:.2g}'} "
-            f"| {_observed(observed.get((chapter.stem[:2], 'smoke')))} |"
+            f"| {_observed(observed.get((chapter.stem[:2], 'smoke')))} "
+            f"| {_observed(observed.get((chapter.stem[:2], 'full')))} |"
         )
     lines.append(
-        f"| **book** (sum) | **{total:.2g}** | {_observed(observed.get(('book', 'smoke')))} |"
+        f"| **book** (sum) | **{total:.2g}** | {_observed(observed.get(('book', 'smoke')))} "
+        f"| {_observed(observed.get(('book', 'full')))} |"
     )
     return "\n".join(lines)
 
