@@ -8,6 +8,8 @@ test of "the theory is right" on the right null distribution, and gives a p-valu
 * :class:`BinomialComparison`: a count of successes in independent trials against a predicted
   probability: the exact two-sided (equal-tailed) binomial test, for small counts where the
   normal approximation fails.
+* :class:`MixedBinomialComparison`: the same when the predicted probability has an error of its
+  own (a fitted probability): the exact test on the binomial mixed over that error.
 * :class:`JointComparison`: several estimates that share samples, with their covariance: one
   chi-square test (or Hotelling's T^2 when the covariance is itself estimated from ``n``
   samples), instead of one row per component.
@@ -164,6 +166,65 @@ class BinomialComparison:
             _fmt(self.probability),
             f"{self.successes}/{self.trials} = {_fmt(self.measured)}",
             f"95% CI [{_fmt(lo)}, {_fmt(hi)}]",
+        )
+
+
+@dataclass(frozen=True)
+class MixedBinomialComparison:
+    """``successes`` in ``trials`` against a binomial whose probability is itself uncertain, a
+    discrete law ``probabilities`` with ``weights`` (e.g. a fitted probability's error by
+    quadrature): the exact equal-tailed test on the mixture,
+    ``p = min(1, 2 min(P(K <= k), P(K >= k)))`` with ``P = sum_i w_i Bin(n, p_i)``."""
+
+    quantity: str
+    probabilities: np.ndarray
+    weights: np.ndarray
+    successes: int
+    trials: int
+
+    def __post_init__(self):
+        p = np.atleast_1d(np.asarray(self.probabilities, dtype=np.float64))
+        w = np.atleast_1d(np.asarray(self.weights, dtype=np.float64))
+        if p.shape != w.shape or p.ndim != 1 or not ((p >= 0) & (p <= 1)).all():
+            raise ValueError(f"{self.quantity}: probabilities must lie in [0, 1], one per weight")
+        if not ((w >= 0).all() and math.isclose(w.sum(), 1.0, rel_tol=1e-9)):
+            raise ValueError(f"{self.quantity}: weights must be non-negative and sum to 1")
+        k, n = int(self.successes), int(self.trials)
+        if n < 1 or not 0 <= k <= n:
+            raise ValueError(f"{self.quantity}: need 0 <= successes <= trials, got {k}, {n}")
+        object.__setattr__(self, "probabilities", p)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "successes", k)
+        object.__setattr__(self, "trials", n)
+
+    @property
+    def predicted(self) -> float:
+        return float(self.weights @ self.probabilities)
+
+    @property
+    def measured(self) -> float:
+        return self.successes / self.trials
+
+    def p_value(self) -> float:
+        k, n, p, w = self.successes, self.trials, self.probabilities, self.weights
+        low = float(w @ stats.binom.cdf(k, n, p))
+        high = float(w @ stats.binom.sf(k - 1, n, p))
+        return float(min(1.0, 2 * min(low, high)))
+
+    def detectable(self, alpha: float) -> float:
+        """As :class:`BinomialComparison` at the mean probability: a lower bound, since the
+        probability's own spread only widens the acceptance region."""
+        mean = min(max(self.predicted, 1e-9), 1 - 1e-9)
+        return BinomialComparison(self.quantity, mean, self.successes, self.trials).detectable(
+            alpha
+        )
+
+    def cells(self) -> tuple[str, str, str]:
+        spread = float(np.sqrt(self.weights @ (self.probabilities - self.predicted) ** 2))
+        return (
+            f"{_fmt(self.predicted)} ± {_fmt(spread)}",
+            f"{self.successes}/{self.trials} = {_fmt(self.measured)}",
+            "exact, mixed binomial",
         )
 
 

@@ -392,6 +392,23 @@ def test_success_probability_is_one_half_at_n_star_with_the_delta_method_error()
         dynamics.runs.success_probability(interpolated, [100.0])
 
 
+def test_success_probability_law_spreads_the_fit_by_its_error():
+    """The law's mean and spread against the delta method, and its mean against a direct
+    Monte-Carlo average over ln N* (50,000 draws: ~1e-3)."""
+    transition = transitions.Transition(100.0, 5.0, math.log(100.0), 0.05, 0.2, "logistic")
+    n = [100.0 * math.exp(0.1)]
+    probabilities, weights = dynamics.runs.success_probability_law(transition, n)
+    p, se = dynamics.runs.success_probability(transition, n)
+    mean = float(weights @ probabilities[0])
+    spread = math.sqrt(float(weights @ (probabilities[0] - mean) ** 2))
+    assert spread == pytest.approx(se[0], rel=0.05)
+    draws = np.random.default_rng(0).normal(math.log(100.0), 0.05, 50_000)
+    direct = np.mean(1 / (1 + np.exp(-(math.log(n[0]) - draws) / 0.2)))
+    assert mean == pytest.approx(direct, abs=3e-3) and abs(mean - p[0]) < 0.01
+    with pytest.raises(ValueError, match="n_nodes"):
+        dynamics.runs.success_probability_law(transition, n, n_nodes=1)
+
+
 def test_late_relative_decrease_reads_the_last_quarter():
     steps = np.arange(0, 101, 10)
     loss = np.array([[2.0] * 8 + [1.2, 1.1, 1.0], [1.0] * 10 + [0.0]])

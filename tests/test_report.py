@@ -100,3 +100,20 @@ def test_chapter_bounds_add_up_within_the_book_budget():
 def test_bad_rows_are_refused(make):
     with pytest.raises(ValueError):
         make()
+
+
+def test_mixed_binomial_widens_the_binomial_by_the_predictions_error():
+    from scipy import stats as sps
+
+    # a point mass reproduces the exact binomial test
+    point = report.MixedBinomialComparison("k", [0.3], [1.0], 0, 6)
+    assert point.p_value() == pytest.approx(report.BinomialComparison("k", 0.3, 0, 6).p_value())
+    # a fitted probability 0.02 +- its error: 3 of 6 is rejected by the plain binomial, not by
+    # the mixture over the error (half the mass at 0.3)
+    mixed = report.MixedBinomialComparison("k", [0.02, 0.3], [0.5, 0.5], 3, 6)
+    assert report.BinomialComparison("k", 0.02, 3, 6).p_value() < 1e-3 < mixed.p_value()
+    assert mixed.p_value() == pytest.approx(
+        2 * 0.5 * (sps.binom.sf(2, 6, 0.02) + sps.binom.sf(2, 6, 0.3))
+    )
+    with pytest.raises(ValueError, match="weights"):
+        report.MixedBinomialComparison("k", [0.1, 0.2], [0.5, 0.6], 1, 6)

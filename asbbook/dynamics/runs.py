@@ -155,6 +155,21 @@ def success_probability(transition, n_params) -> tuple[np.ndarray, np.ndarray]:
     return p, p * (1 - p) * transition.log_x_star_se / s
 
 
+def success_probability_law(transition, n_params, n_nodes: int = 40):
+    """The fitted probability of zero loss at each ``N`` *with the fit's uncertainty*, as a
+    discrete law: ``ln N* ~ Normal(ln N*_fit, se(ln N*))`` by Gauss-Hermite quadrature with
+    ``n_nodes`` nodes. Returns ``(probabilities (W, n_nodes), weights (n_nodes,))``; a count of
+    replicas at ``N`` then follows the binomial mixed over these probabilities, the right null
+    for a handful of replicas (the plain binomial at the fitted ``p`` ignores the fit's error)."""
+    p, _ = success_probability(transition, n_params)  # validates the arguments
+    n_nodes = validation.check_int("n_nodes", n_nodes, minimum=2, maximum=400)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(n_nodes)
+    log_star = transition.log_x_star + transition.log_x_star_se * nodes
+    log_n = np.log(np.asarray(n_params, dtype=np.float64))[:, None]
+    probabilities = 1 / (1 + np.exp(-(log_n - log_star[None, :]) / float(transition.width)))
+    return probabilities, weights / weights.sum()
+
+
 def late_relative_decrease(loss: np.ndarray, steps: np.ndarray, start: float = 0.75):
     """The plateau statistic of each run: the relative fall of the loss over the last part of the
     budget, ``(L(t_start) - L(T)) / L(T)``, with ``t_start`` the first recorded step at or after
