@@ -1,25 +1,36 @@
-"""Far tails of the chapter-4 test statistics under their own theory, by simulation.
+"""Far tails of the chapter-4 and chapter-6 test statistics under their own theory, by simulation.
 
 Chapter 4 tests the coefficient of variation of ``r^1`` and the variance of ``ln r^L`` at the
 book's per-row levels (about 1e-4). Both are heavy-tailed at narrow widths, so the normal law of
 their z can misstate the far tail. This script draws the exact null models (``r^1`` is the mean of
 ``n`` iid ``relu(z)^2``; ``ln r^L`` is a sum of ``L`` iid layer factors ``ln((2/n) chi^2_K)``
 with ``K ~ Bin(n, 1/2)``, ``K >= 1``) and reports how often each form of the test rejects,
-against the normal rate. The figures quoted in ``bench/README.md`` (section 6) come from
+against the normal rate.
 
-    .venv/bin/python bench/null_tails.py --cv-reps 200000 --var-reps 60000
+Chapter 6 tests the symmetric starting point on a few hundred initial networks, each on its own
+Gaussian dataset. The per-network means of the hinge loss and of the output's second-moment drift
+share a network's weights across its ``P`` examples and inherit the long tail of the output scale;
+the script simulates those networks (bias-free ReLU, He initialisation, one hidden layer, as in the
+chapter) and reports the rejection rates of the z-tests on those means, and of the rank-sum test of
+the first example's ``|f|`` against a fixed sample of the theory's law
+(``asbbook.dynamics.initial_output_samples``) that replaced them. The figures quoted in
+``bench/README.md`` (section 6) come from
 
-(a few minutes on one core); smaller ``--*-reps`` give rougher tails.
+    .venv/bin/python bench/null_tails.py --cv-reps 200000 --var-reps 60000 --step0-reps 40000
+
+(a quarter of an hour on one core); smaller ``--*-reps`` give rougher tails.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 
 import numpy as np
+import torch
 from scipy import stats
 
-from asbbook import assembly
+from asbbook import assembly, dynamics
 from asbbook.stats import sample_variance_law
 
 THRESHOLDS = (3.0, 3.5, 3.9)
@@ -77,10 +88,43 @@ def variance_tails(n: int, depth: int, members: int, reps: int, rng) -> dict[str
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
+def step0_tails(n1: int, members: int, reps: int, seed: int, P: int = 64, n0: int = 8):
+    """z of chapter 6's step-0 rows at widths ``(n0, n1, 1)``: the per-network means of the
+    drift and of the hinge loss (sample error), and the rank-sum of the first ``|f|``."""
+    widths = (n0, n1, 1)
+    theory = np.sort(np.abs(dynamics.initial_output_samples(widths, 200_000, seed=seed)))
+    hinge0 = dynamics.predict_initial_margins(widths, 1_000_000, seed=seed + 1)["hinge"].value
+    m = theory.size
+    rank_se = math.sqrt(members * m * (members + m + 1) / 12)
+    gen = torch.Generator().manual_seed(seed)
+    out: dict[str, list] = {"drift, mean z": [], "hinge, mean z": [], "first abs f, rank-sum": []}
+    chunk = max(1, min(reps, 400_000 // (members * n1)))
+    for start in range(0, reps, chunk):
+        batch = min(chunk, reps - start) * members
+        X = torch.randn(batch, P, n0, generator=gen, dtype=torch.float64)
+        y = torch.randint(0, 2, (batch, P), generator=gen).double() * 2 - 1
+        U = torch.randn(batch, n0, n1, generator=gen, dtype=torch.float64) * math.sqrt(2 / n0)
+        v = torch.randn(batch, n1, 1, generator=gen, dtype=torch.float64) * math.sqrt(2 / n1)
+        f = (torch.relu(X @ U) @ v)[..., 0]
+        drift = (f * f).mean(1) / (2 * (X * X).mean(dim=(1, 2))) - 1
+        hinge = torch.clamp(1 - y * f, min=0).mean(1)
+        for name, sample, mean in (("drift, mean z", drift, 0.0), ("hinge, mean z", hinge, hinge0)):
+            sample = sample.view(-1, members).numpy()
+            se = sample.std(axis=1, ddof=1) / math.sqrt(members)
+            out[name].append((sample.mean(axis=1) - mean) / se)
+        first = f[:, 0].abs().numpy()
+        below = np.searchsorted(theory, first, side="left")
+        ties = np.searchsorted(theory, first, side="right") - below
+        u = (below + ties / 2).reshape(-1, members).sum(axis=1)
+        out["first abs f, rank-sum"].append((u - members * m / 2) / rank_se)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cv-reps", type=int, default=20_000)
     parser.add_argument("--var-reps", type=int, default=6_000)
+    parser.add_argument("--step0-reps", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -92,6 +136,10 @@ def main() -> None:
     for n, depth in ((16, 3), (32, 3)):
         for name, z in variance_tails(n, depth, 2000, args.var_reps, rng).items():
             print(f"| Var ln r, {name} | n = {n}, L = {depth}, 2000 nets | {z.size} | {rates(z)} |")
+    for n1, members, P in ((12, 200, 64), (24, 400, 128)):  # as at smoke and at full size
+        for name, z in step0_tails(n1, members, args.step0_reps, args.seed, P=P).items():
+            case = f"(8, {n1}, 1), P = {P}, {members} nets"
+            print(f"| step 0, {name} | {case} | {z.size} | {rates(z)} |")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from asbbook import (
     ensemble,
     nets,
     phase,
+    report,
     sweep,
     symmetry,
     transitions,
@@ -445,3 +446,27 @@ def test_derivations_are_frozen_dataclasses_with_deprecated_key_access():
         d.hinge = None
     with pytest.warns(DeprecationWarning):
         assert d["limits"] == d.limits
+
+
+def test_initial_output_law_matches_the_first_margins_of_initial_networks():
+    """The theory's draws of f and the measured first margins y_1 f(x_1) of independent
+    initial networks agree in law (rank-sum rows at 1e-3 each), including the atom at f = 0
+    of networks whose hidden layer is closed on x_1; a width's law is not another's."""
+    widths = [(8, 3, 1), (8, 12, 1)]
+    state = dynamics.initial_state(widths, P=16, n_members=600, seed=7)
+    theory = {w: dynamics.initial_output_samples(w, 100_000, seed=8) for w in widths}
+    for k, w in enumerate(widths):
+        margin = state["margin_first"][k]
+        assert margin.shape == (600,)
+        for name, x, y in (("y f", margin, theory[w]), ("|f|", abs(margin), abs(theory[w]))):
+            row = report.RankSumComparison.from_samples(name, x, y)
+            assert row.p_value() > 1e-3, (w, name, row)
+        # a closed hidden layer (probability 2^-n_1) gives f = 0 in both
+        assert abs((margin == 0).mean() - 2.0 ** -w[1]) < 4 * math.sqrt(2.0 ** -w[1] / 600) + 1e-9
+    narrow = report.RankSumComparison.from_samples(
+        "x", abs(theory[widths[0]]), abs(theory[widths[1]])
+    )
+    assert narrow.p_value() < 1e-6  # the narrow output's magnitude has another law
+    again = dynamics.initial_output_samples(widths[0], 1000, seed=8)
+    np.testing.assert_array_equal(again, dynamics.initial_output_samples(widths[0], 1000, seed=8))
+    assert not np.array_equal(again, dynamics.initial_output_samples(widths[0], 1000, seed=9))

@@ -117,3 +117,45 @@ def test_mixed_binomial_widens_the_binomial_by_the_predictions_error():
     )
     with pytest.raises(ValueError, match="weights"):
         report.MixedBinomialComparison("k", [0.1, 0.2], [0.5, 0.6], 1, 6)
+
+
+def test_rank_sum_rows_hold_their_level_where_the_mean_has_no_normal_null():
+    """Pareto(1.2) draws have no variance: a z-test on their mean is meaningless, and the
+    rank-sum row against draws of the same law still rejects at its level."""
+    rng = np.random.default_rng(1)
+    alpha, n_tables = 0.01, 3000
+    theory = rng.pareto(1.2, 20_000)
+    rejections = sum(
+        report.evaluate(
+            [report.RankSumComparison.from_samples("x", rng.pareto(1.2, 40), theory)],
+            alpha=alpha,
+        ).failures
+        != ()
+        for _ in range(n_tables)
+    )
+    # exact binomial acceptance region of the count at the level, with a 1e-4 false alarm
+    assert rejections <= stats.binom.isf(1e-4, n_tables, alpha)
+    assert rejections >= stats.binom.ppf(1e-4, n_tables, alpha) * 0.5  # not vacuous either
+
+
+def test_rank_sum_row_detects_a_scale_change_and_states_its_power():
+    rng = np.random.default_rng(2)
+    theory = np.abs(rng.standard_cauchy(50_000))
+    row = report.RankSumComparison.from_samples("x", 1.5 * np.abs(rng.standard_cauchy(400)), theory)
+    assert row.p_value() < 1e-3 and row.measured > 0.5
+    # P(1.5 |X| > |Y|) = (2/pi) arctan 1.5 for Cauchy: the stated power is met at that shift
+    shift = 2 / math.pi * math.atan(1.5) - 0.5
+    assert row.detectable(0.01) < shift
+    assert row.stderr == pytest.approx(math.sqrt((400 + 50_001) / (12 * 400 * 50_000)))
+    # agrees with scipy's exact permutation law where both apply (small samples, no ties)
+    x, y = rng.normal(size=6), rng.normal(size=7)
+    exact = stats.mannwhitneyu(x, y, method="exact").pvalue
+    assert report.RankSumComparison.from_samples("x", x, y).p_value() == pytest.approx(
+        exact, abs=0.06
+    )
+    cells = row.cells()
+    assert cells[0] == "0.5" and "400 vs 50000" in cells[2]
+    with pytest.raises(ValueError, match="measured"):
+        report.RankSumComparison.from_samples("x", [1.0, np.nan], theory)
+    with pytest.raises(ValueError, match="theory"):
+        report.RankSumComparison.from_samples("x", [1.0, 2.0], [3.0])

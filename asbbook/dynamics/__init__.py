@@ -63,6 +63,7 @@ from asbbook.dynamics.theory import (
     derive_plugin_information_bias,
     expected_gate_entropy_bits,
     expected_plugin_information_bits,
+    initial_output_samples,
     initial_scale_samples,
     predict_initial_margins,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "replica_curves",
     "half_time",
     "derive_initial_hinge",
+    "initial_output_samples",
     "initial_scale_samples",
     "predict_initial_margins",
     "expected_gate_entropy_bits",

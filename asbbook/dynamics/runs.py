@@ -486,7 +486,10 @@ def initial_state(
     initial networks costs one forward pass each, so many more replicas than are trained can test
     the predictions for the symmetric starting point. Returns, per key, arrays ``(W, n, ...)``:
     the keys of :func:`order_parameter_recorder`, ``unsatisfied`` (the fraction of margins
-    ``y f < 1``) and ``loss`` (the mean hinge loss).
+    ``y f < 1``), ``loss`` (the mean hinge loss) and ``margin_first`` (the margin ``y_1 f(x_1)``
+    of the first example: one draw per network from the law of
+    :func:`~asbbook.dynamics.theory.initial_output_samples`, independent across networks, where
+    the examples of one network share its weights and are not).
     """
     shapes = _check_shapes(widths)
     if n_networks is not None:
@@ -517,6 +520,7 @@ def initial_state(
             values = dict(record(zs, f, y))
             values["loss"] = loss
             values["unsatisfied"] = (y * f < 1).sum(dim=-1).to(f.dtype) / P
+            values["margin_first"] = y[0] * f[..., 0]
             for key, value in values.items():
                 rows.setdefault(key, [[] for _ in shapes])[k].append(value[0].cpu().numpy())
     return {key: np.asarray(per_width) for key, per_width in rows.items()}

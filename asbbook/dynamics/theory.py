@@ -14,7 +14,7 @@ import sympy as sp
 import torch
 from scipy import special, stats
 
-from asbbook import nets, validation
+from asbbook import data, nets, validation
 from asbbook.stats import Estimate, binary_entropy_bits
 from asbbook.symbolic import DerivationResult
 
@@ -137,6 +137,24 @@ def initial_scale_samples(
         chi2[alive] = rng.chisquare(k[alive])
         s *= chi2 / n
     return s
+
+
+def initial_output_samples(
+    widths: Sequence[int],
+    n_samples: int,
+    *,
+    sigma2: float = 2.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Draws of the output ``f = sqrt(s) xi`` at initialisation for one Gaussian input, the
+    theory's whole law of ``f`` (and of the margin ``y f``, which has the same law because the
+    last layer's sign flip makes ``f`` symmetric and independent of the label): ``s`` from
+    :func:`initial_scale_samples` with this ``seed``, and ``xi ~ N(0, 1)`` independent, since
+    given the last hidden layer the output is Gaussian with variance ``s``. Seeded numpy draws
+    (``xi`` from ``numpy.random.default_rng(derive_seed(seed, stream="initial_output"))``)."""
+    s = initial_scale_samples(widths, n_samples, sigma2=sigma2, seed=seed)
+    rng = np.random.default_rng(data.derive_seed(seed, stream="initial_output"))
+    return np.sqrt(s) * rng.standard_normal(s.size)
 
 
 def predict_initial_margins(
