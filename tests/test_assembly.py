@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import sympy as sp
 import torch
-from scipy import special
+from scipy import special, stats
 
 from asbbook import assembly, ensemble, nets, report
 from asbbook.data import load_digits_binary
@@ -125,6 +125,18 @@ def test_theory_functions_take_full_widths():
     cum = assembly.log_norm_cumulants_exact(widths)
     assert cum[0] == pytest.approx(assembly.log_norm_mean_exact(widths))
     assert cum[1] == pytest.approx(assembly.log_norm_variance_exact(widths))
+    # a linear read-out: the last layer's log is ln(2 chi^2_n / n), whose cumulants are polygammas
+    cum_linear = assembly.log_norm_cumulants_exact(widths, 4, last_linear=True)
+    assert cum_linear[0] == pytest.approx(linear_last)
+    assert cum_linear[1] == pytest.approx(
+        assembly.log_norm_variance_exact(widths, last_linear=True)
+    )
+    k3_last = cum_linear[2] - assembly.log_norm_cumulants_exact(widths[:-1], 4)[2]
+    assert k3_last == pytest.approx(float(special.polygamma(2, 4)))
+    # Monte Carlo: k-statistics of 100 independent batches of ln(2 chi^2_8 / 8), 4 SE
+    batches = np.log(2 * np.random.default_rng(5).chisquare(8, (100, 20_000)) / 8)
+    k3 = np.array([stats.kstat(b, 3) for b in batches])
+    assert abs(k3.mean() - k3_last) < 4 * k3.std(ddof=1) / 10
     skew, kurt = assembly.log_norm_shape_exact((16,) + (64,) * 10)
     assert -0.2 < skew < -0.05 and 0 < kurt < 0.1  # small, left-skewed
 

@@ -192,10 +192,23 @@ def log_norm_variance_theory(widths=None, *, last_linear: bool = False, hidden_w
     return float(total - 3.0 / ns[-1] if last_linear else total)
 
 
-def log_norm_cumulants_exact(widths, order: int = 4) -> np.ndarray:
+def log_norm_cumulants_exact(widths, order: int = 4, *, last_linear: bool = False) -> np.ndarray:
     """Mean, variance and higher cumulants (``order`` in all) of ``ln(r^L / r^0)``: sums over
-    the independent layers of :func:`layer_log_cumulants_exact`."""
-    return np.sum([layer_log_cumulants_exact(n, order) for n in layer_widths(widths)], axis=0)
+    the independent layers of :func:`layer_log_cumulants_exact` (He initialisation).
+
+    With ``last_linear`` layer ``L`` is read before the ReLU, ``F_L = 2 chi^2_{n_L} / n_L``, whose
+    log has the cumulants ``ln(4/n_L) + psi(n_L/2)`` and ``psi_{j-1}(n_L/2)`` for ``j >= 2``
+    (as in :func:`log_norm_mean_exact` and :func:`log_norm_variance_exact`). A weight variance
+    other than 2 shifts only the mean."""
+    ns = layer_widths(widths)
+    order = validation.check_int("order", order, minimum=1, maximum=8)
+    if not last_linear:
+        return np.sum([layer_log_cumulants_exact(n, order) for n in ns], axis=0)
+    hidden = [layer_log_cumulants_exact(n, order) for n in ns[:-1]]
+    n = ns[-1]
+    last = [math.log(4.0 / n) + special.digamma(n / 2)]
+    last += [special.polygamma(j - 1, n / 2) for j in range(2, order + 1)]
+    return np.sum(hidden + [np.array(last, dtype=np.float64)], axis=0)
 
 
 def log_norm_shape_exact(widths) -> tuple[float, float]:
