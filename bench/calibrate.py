@@ -33,6 +33,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -307,6 +308,10 @@ def write_readme(table: str) -> None:
     README.write_text(text)
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the pool's clean-up, as Ctrl-C does
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chapters", nargs="+", default=["01", "02", "03", "04", "05", "06"])
@@ -317,6 +322,7 @@ def main() -> None:
     parser.add_argument("--check-runners", type=int, default=0, metavar="K")
     parser.add_argument("--summary-only", action="store_true")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if args.check_runners:
         ok = check_runners(args.chapters, args.size, args.check_runners, args.workers)
         raise SystemExit(0 if ok else 1)
@@ -335,13 +341,19 @@ def main() -> None:
         with tqdm(total=len(todo), desc="calibration") as bar:
             for first in range(0, len(todo), step):
                 with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-                    futures = [
-                        pool.submit(run_one, *job, args.runner)
-                        for job in todo[first : first + step]
-                    ]
-                    for future in as_completed(futures):
-                        save(future.result())
-                        bar.update()
+                    try:
+                        futures = [
+                            pool.submit(run_one, *job, args.runner)
+                            for job in todo[first : first + step]
+                        ]
+                        for future in as_completed(futures):
+                            save(future.result())
+                            bar.update()
+                    except BaseException:  # Ctrl-C or SIGTERM: leave no worker behind
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        for child in multiprocessing.active_children():
+                            child.terminate()
+                        raise
     rows = summarise(args.chapters, ["smoke", "full"])
     CACHE.mkdir(parents=True, exist_ok=True)
     (CACHE / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
