@@ -13,6 +13,8 @@ test of "the theory is right" on the right null distribution, and gives a p-valu
 * :class:`RankSumComparison`: a sample against draws from the theory's law of the same
   quantity: the Wilcoxon-Mann-Whitney rank-sum test, for a heavy-tailed quantity whose sample
   mean has no normal null at the sample size used.
+* :class:`KolmogorovSmirnovComparison`: the same for the whole law, when the theory predicts a
+  distribution (and its higher cumulants, whose sample estimates have no normal null either).
 * :class:`JointComparison`: several estimates that share samples, with their covariance: one
   chi-square test (or Hotelling's T^2 when the covariance is itself estimated from ``n``
   samples), instead of one row per component.
@@ -297,6 +299,67 @@ class RankSumComparison:
             "0.5",
             _fmt(self.superiority),
             f"± {_fmt(self.stderr)} (rank-sum, {self.n_measured} vs {self.n_theory})",
+        )
+
+
+@dataclass(frozen=True)
+class KolmogorovSmirnovComparison:
+    """A sample of ``n_measured`` independent values against ``n_theory`` independent draws
+    from the theory's law: the two-sample Kolmogorov-Smirnov test (two-sided, the asymptotic
+    Kolmogorov law of ``sqrt(n m / (n + m)) D``), through :meth:`from_samples`.
+
+    The row's number is ``D``, the largest distance between the two empirical distribution
+    functions; the theory predicts the same law (``D`` near 0). The null is distribution-free
+    for a continuous law, so the row tests a whole predicted distribution, tails included,
+    where its moments' sample estimates are too heavy-tailed for a normal null."""
+
+    quantity: str
+    distance: float
+    n_measured: int
+    n_theory: int
+    p: float
+
+    @classmethod
+    def from_samples(cls, quantity: str, measured, theory) -> KolmogorovSmirnovComparison:
+        x = np.asarray(measured, dtype=np.float64).ravel()
+        y = np.asarray(theory, dtype=np.float64).ravel()
+        for name, sample in (("measured", x), ("theory", y)):
+            if sample.size < 2 or not np.isfinite(sample).all():
+                raise ValueError(f"{quantity}: {name} needs at least 2 finite values")
+        test = stats.ks_2samp(x, y, alternative="two-sided", method="asymp")
+        return cls(quantity, float(test.statistic), x.size, y.size, float(test.pvalue))
+
+    def __post_init__(self):
+        if not (0.0 <= self.distance <= 1.0 and 0.0 <= self.p <= 1.0):
+            raise ValueError(f"{self.quantity}: distance and p must lie in [0, 1]")
+        if min(self.n_measured, self.n_theory) < 2:
+            raise ValueError(f"{self.quantity}: both samples need at least 2 values")
+
+    predicted = 0.0
+
+    @property
+    def measured(self) -> float:
+        return self.distance
+
+    @property
+    def effective_size(self) -> float:
+        return self.n_measured * self.n_theory / (self.n_measured + self.n_theory)
+
+    def p_value(self) -> float:
+        return self.p
+
+    def detectable(self, alpha: float) -> float:
+        """A distance between the true and the predicted distribution functions detected with
+        probability at least :data:`POWER`: the critical ``D`` plus ``z_POWER`` times the
+        largest standard deviation of an empirical distribution function, ``1 / (2 sqrt n)``."""
+        critical = stats.kstwobign.isf(alpha) / math.sqrt(self.effective_size)
+        return float(critical + stats.norm.ppf(POWER) / (2 * math.sqrt(self.effective_size)))
+
+    def cells(self) -> tuple[str, str, str]:
+        return (
+            "same law",
+            f"D = {_fmt(self.distance)}",
+            f"KS, {self.n_measured} vs {self.n_theory}",
         )
 
 

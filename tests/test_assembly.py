@@ -417,3 +417,24 @@ def test_layer_cv_null_stderr_is_the_spread_of_the_sample_cv():
         assembly.layer_cv_null_stderr(4, 1)
     with pytest.raises(ValueError, match="n"):
         assembly.layer_cv_null_stderr(0, 100)
+
+
+def test_exact_law_samples_match_the_cumulants_and_sampled_networks():
+    """Draws of ln(r^L/r^0) from the exact law: their mean, variance and skewness are the exact
+    cumulants', and networks drawn by the engine follow the same law (KS rows at 1e-3)."""
+    shape = (16, 8, 8, 8)
+    draws = assembly.log_norm_exact_samples(shape, 400_000, seed=2)
+    k1, k2, k3 = assembly.log_norm_cumulants_exact(shape, 3)
+    assert abs(draws.mean() - k1) < 4 * math.sqrt(k2 / draws.size)
+    assert draws.var() == pytest.approx(k2, rel=0.02)
+    assert stats.skew(draws) == pytest.approx(k3 / k2**1.5, abs=0.03)
+    x = torch.randn(16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    logs = assembly.sample_log_factors(x, shape, 3000, seed=4).sum(-1)
+    logs = logs[torch.isfinite(logs)].numpy()
+    assert report.KolmogorovSmirnovComparison.from_samples("ln r", logs, draws).p > 1e-3
+    # a wider network's law is another: the test has power at this size
+    other = assembly.log_norm_exact_samples((16, 16, 16, 16), 100_000, seed=3)
+    assert report.KolmogorovSmirnovComparison.from_samples("ln r", logs, other).p < 1e-6
+    assert np.array_equal(draws[:10], assembly.log_norm_exact_samples(shape, 400_000, seed=2)[:10])
+    with pytest.raises(ValueError, match="n_samples"):
+        assembly.log_norm_exact_samples(shape, 0)

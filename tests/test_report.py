@@ -159,3 +159,36 @@ def test_rank_sum_row_detects_a_scale_change_and_states_its_power():
         report.RankSumComparison.from_samples("x", [1.0, np.nan], theory)
     with pytest.raises(ValueError, match="theory"):
         report.RankSumComparison.from_samples("x", [1.0, 2.0], [3.0])
+
+
+def test_kolmogorov_smirnov_rows_hold_their_level_and_detect_a_changed_tail():
+    rng = np.random.default_rng(3)
+    alpha, n_tables = 0.01, 2000
+    theory = rng.standard_t(3, 50_000)
+    rejections = sum(
+        report.KolmogorovSmirnovComparison.from_samples("x", rng.standard_t(3, 300), theory).p
+        < alpha
+        for _ in range(n_tables)
+    )
+    assert rejections <= stats.binom.isf(1e-4, n_tables, alpha)  # the asymptotic law is
+    # conservative at finite n: it may reject less often, never much more
+    # heavier tails (Cauchy against t_3) are caught where the means are not comparable at all
+    wrong = report.KolmogorovSmirnovComparison.from_samples("x", rng.standard_t(1, 2000), theory)
+    assert wrong.p_value() < 1e-4 and bool(report.evaluate([wrong], alpha=1e-3).failures)
+    # the power statement: a location shift whose distance is the detectable D is caught
+    small = report.KolmogorovSmirnovComparison.from_samples("x", rng.normal(size=400), theory)
+    target = small.detectable(0.01)
+    shift = 2 * target * math.sqrt(2 * math.pi)  # sup |Phi(t) - Phi(t - d)| ~ d / sqrt(2 pi)
+    caught = np.mean(
+        [
+            report.KolmogorovSmirnovComparison.from_samples(
+                "x", rng.normal(size=400) + shift / 2, rng.normal(size=50_000)
+            ).p
+            < 0.01
+            for _ in range(200)
+        ]
+    )
+    assert caught >= report.POWER - 0.1
+    assert wrong.cells()[2] == "KS, 2000 vs 50000"
+    with pytest.raises(ValueError, match="theory"):
+        report.KolmogorovSmirnovComparison.from_samples("x", [1.0, 2.0], [np.inf, 1.0])
