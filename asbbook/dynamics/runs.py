@@ -488,7 +488,7 @@ def initial_state(
     the keys of :func:`order_parameter_recorder`, ``unsatisfied`` (the fraction of margins
     ``y f < 1``), ``loss`` (the mean hinge loss) and ``margin_first`` (the margin ``y_1 f(x_1)``
     of the first example: one draw per network from the law of
-    :func:`~asbbook.dynamics.theory.initial_output_samples`, independent across networks, where
+    :func:`initial_output_samples`, independent across networks, where
     the examples of one network share its weights and are not).
     """
     shapes = _check_shapes(widths)
