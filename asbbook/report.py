@@ -257,6 +257,7 @@ class RankSumComparison:
 
     @classmethod
     def from_samples(cls, quantity: str, measured, theory) -> RankSumComparison:
+        """The row for the ``measured`` sample against the ``theory`` draws (1-d, finite)."""
         x = np.asarray(measured, dtype=np.float64).ravel()
         y = np.asarray(theory, dtype=np.float64).ravel()
         for name, sample in (("measured", x), ("theory", y)):
@@ -321,6 +322,7 @@ class KolmogorovSmirnovComparison:
 
     @classmethod
     def from_samples(cls, quantity: str, measured, theory) -> KolmogorovSmirnovComparison:
+        """The row for the ``measured`` sample against the ``theory`` draws (1-d, finite)."""
         x = np.asarray(measured, dtype=np.float64).ravel()
         y = np.asarray(theory, dtype=np.float64).ravel()
         for name, sample in (("measured", x), ("theory", y)):
