@@ -233,6 +233,21 @@ class MixedBinomialComparison:
         )
 
 
+def _two_samples(quantity: str, measured, theory) -> tuple[np.ndarray, np.ndarray]:
+    """The measured sample and the theory's draws as 1-d float arrays of finite values."""
+    x = np.asarray(measured, dtype=np.float64).ravel()
+    y = np.asarray(theory, dtype=np.float64).ravel()
+    for name, sample in (("measured", x), ("theory", y)):
+        if sample.size < 2 or not np.isfinite(sample).all():
+            raise ValueError(f"{quantity}: {name} needs at least 2 finite values")
+    return x, y
+
+
+def _check_sizes(quantity: str, n_measured: int, n_theory: int) -> None:
+    if min(n_measured, n_theory) < 2:
+        raise ValueError(f"{quantity}: both samples need at least 2 values")
+
+
 @dataclass(frozen=True)
 class RankSumComparison:
     """A sample of ``n_measured`` independent values against ``n_theory`` independent draws
@@ -258,11 +273,7 @@ class RankSumComparison:
     @classmethod
     def from_samples(cls, quantity: str, measured, theory) -> RankSumComparison:
         """The row for the ``measured`` sample against the ``theory`` draws (1-d, finite)."""
-        x = np.asarray(measured, dtype=np.float64).ravel()
-        y = np.asarray(theory, dtype=np.float64).ravel()
-        for name, sample in (("measured", x), ("theory", y)):
-            if sample.size < 2 or not np.isfinite(sample).all():
-                raise ValueError(f"{quantity}: {name} needs at least 2 finite values")
+        x, y = _two_samples(quantity, measured, theory)
         test = stats.mannwhitneyu(x, y, alternative="two-sided", method="asymptotic")
         return cls(
             quantity, float(test.statistic) / (x.size * y.size), x.size, y.size, float(test.pvalue)
@@ -271,8 +282,7 @@ class RankSumComparison:
     def __post_init__(self):
         if not (0.0 <= self.superiority <= 1.0 and 0.0 <= self.p <= 1.0):
             raise ValueError(f"{self.quantity}: superiority and p must lie in [0, 1]")
-        if min(self.n_measured, self.n_theory) < 2:
-            raise ValueError(f"{self.quantity}: both samples need at least 2 values")
+        _check_sizes(self.quantity, self.n_measured, self.n_theory)
 
     predicted = 0.5
 
@@ -323,19 +333,14 @@ class KolmogorovSmirnovComparison:
     @classmethod
     def from_samples(cls, quantity: str, measured, theory) -> KolmogorovSmirnovComparison:
         """The row for the ``measured`` sample against the ``theory`` draws (1-d, finite)."""
-        x = np.asarray(measured, dtype=np.float64).ravel()
-        y = np.asarray(theory, dtype=np.float64).ravel()
-        for name, sample in (("measured", x), ("theory", y)):
-            if sample.size < 2 or not np.isfinite(sample).all():
-                raise ValueError(f"{quantity}: {name} needs at least 2 finite values")
+        x, y = _two_samples(quantity, measured, theory)
         test = stats.ks_2samp(x, y, alternative="two-sided", method="asymp")
         return cls(quantity, float(test.statistic), x.size, y.size, float(test.pvalue))
 
     def __post_init__(self):
         if not (0.0 <= self.distance <= 1.0 and 0.0 <= self.p <= 1.0):
             raise ValueError(f"{self.quantity}: distance and p must lie in [0, 1]")
-        if min(self.n_measured, self.n_theory) < 2:
-            raise ValueError(f"{self.quantity}: both samples need at least 2 values")
+        _check_sizes(self.quantity, self.n_measured, self.n_theory)
 
     predicted = 0.0
 
